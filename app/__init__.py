@@ -1,0 +1,1 @@
+"""Enclave's service: API, security, jobs, dispatch, storage, audit, settings, worker."""

@@ -1,0 +1,1 @@
+"""Object storage for job inputs and outputs: local directory (default) or S3."""
