@@ -38,13 +38,24 @@ def scale_template(template: FaceLandmark5, template_size: int, size: int) -> Fa
     return (template * (size / template_size)).astype(np.float32)
 
 
-def estimate_norm(kps5: FaceLandmark5, size: int, template: FaceLandmark5 = ARCFACE_112) -> Matrix:
-    """Similarity transform from image points to ``template`` scaled to a ``size`` crop.
+def template_for(template: FaceLandmark5, size: int) -> FaceLandmark5:
+    """``template`` placed in a ``size``×``size`` crop, as insightface's ``estimate_norm``.
 
-    ``template`` is taken to be defined at 112 px (ARCFACE_112) unless it is FFHQ_512.
+    ArcFace points are defined at 112 px: sizes that are multiples of 112 scale them,
+    others (inswapper's 128) scale by ``size / 128`` and shift right by ``8 * ratio``.
+    FFHQ points are defined at 512 px and simply scale.
     """
-    base = 512 if template is FFHQ_512 else 112
-    destination = scale_template(template, base, size)
+    if template is FFHQ_512:
+        return scale_template(template, 512, size)
+    if size % 112 == 0:
+        return scale_template(template, 112, size)
+    ratio = size / 128.0
+    return (template * ratio + np.array([8.0 * ratio, 0.0], dtype=np.float32)).astype(np.float32)
+
+
+def estimate_norm(kps5: FaceLandmark5, size: int, template: FaceLandmark5 = ARCFACE_112) -> Matrix:
+    """Similarity transform from image points to ``template`` in a ``size`` crop."""
+    destination = template_for(template, size)
     matrix, _ = cv2.estimateAffinePartial2D(kps5.astype(np.float32), destination, method=cv2.LMEDS)
     if matrix is None:  # degenerate landmarks (all on one point): fall back to least squares
         matrix, _ = cv2.estimateAffinePartial2D(kps5.astype(np.float32), destination)
