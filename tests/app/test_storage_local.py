@@ -1,0 +1,198 @@
+"""The local-directory backend: atomic writes, confinement to its root, signed upload URLs."""
+
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from app.storage.base import Storage
+from app.storage.errors import (
+    InvalidKeyError,
+    InvalidUploadTokenError,
+    ObjectNotFoundError,
+    ObjectTooLargeError,
+    UploadTokenExpiredError,
+)
+from app.storage.keys import job_key, job_prefix
+from app.storage.local import LocalStorage
+
+SECRET = b"s" * 32
+JOB = uuid.uuid4()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def storage(tmp_path: Path, clock: Clock) -> LocalStorage:
+    return LocalStorage(tmp_path / "store", upload_secret=SECRET, clock=clock)
+
+
+async def chunks_of(*parts: bytes):
+    for part in parts:
+        yield part
+
+
+def test_satisfies_the_storage_protocol(storage: LocalStorage):
+    backend: Storage = storage
+    assert backend is storage
+
+
+async def test_round_trip_bytes_and_files(storage: LocalStorage, tmp_path: Path):
+    key = job_key(JOB, "inputs", "t1.jpg")
+    await storage.put_bytes(key, b"\xff\xd8jpeg bytes", "image/jpeg")
+    assert await storage.exists(key)
+    info = await storage.stat(key)
+    assert (info.key, info.size, info.content_type) == (key, 12, "image/jpeg")
+
+    source = tmp_path / "video.mp4"
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    source.write_bytes(payload)
+    video_key = job_key(JOB, "outputs", "video.mp4")
+    await storage.put_file(video_key, source, "video/mp4")
+    downloaded = tmp_path / "out" / "copy.mp4"
+    await storage.get_file(video_key, downloaded)
+    assert downloaded.read_bytes() == payload
+    streamed = b"".join([chunk async for chunk in storage.iter_bytes(video_key)])
+    assert streamed == payload
+
+
+async def test_missing_objects_raise_not_found(storage: LocalStorage, tmp_path: Path):
+    key = job_key(JOB, "outputs", "nothing.png")
+    assert not await storage.exists(key)
+    with pytest.raises(ObjectNotFoundError):
+        await storage.stat(key)
+    with pytest.raises(ObjectNotFoundError):
+        await storage.get_file(key, tmp_path / "x.png")
+    with pytest.raises(ObjectNotFoundError):
+        [chunk async for chunk in storage.iter_bytes(key)]
+    assert not (tmp_path / "x.png").exists()
+
+
+async def test_a_directory_is_not_an_object(storage: LocalStorage):
+    await storage.put_bytes(job_key(JOB, "inputs", "a.jpg"), b"a")
+    with pytest.raises(ObjectNotFoundError):
+        await storage.stat(f"inputs/{JOB}")
+
+
+async def test_overwrite_replaces_whole_object_and_leaves_no_temp_files(storage: LocalStorage):
+    key = job_key(JOB, "outputs", "result.png")
+    await storage.put_bytes(key, b"first version, longer")
+    await storage.put_bytes(key, b"second")
+    assert b"".join([c async for c in storage.iter_bytes(key)]) == b"second"
+    assert sorted(p.name for p in (storage.root / "outputs" / str(JOB)).iterdir()) == ["result.png"]
+
+
+async def test_failed_write_keeps_previous_object(storage: LocalStorage, tmp_path: Path):
+    key = job_key(JOB, "outputs", "result.png")
+    await storage.put_bytes(key, b"good")
+    with pytest.raises(FileNotFoundError):
+        await storage.put_file(key, tmp_path / "does-not-exist.png")
+    assert b"".join([c async for c in storage.iter_bytes(key)]) == b"good"
+    assert len(list((storage.root / "outputs" / str(JOB)).iterdir())) == 1
+
+
+async def test_delete_prefix_removes_only_that_job(storage: LocalStorage):
+    other = uuid.uuid4()
+    await storage.put_bytes(job_key(JOB, "inputs", "a.jpg"), b"a")
+    await storage.put_bytes(job_key(JOB, "inputs", "b.jpg"), b"b")
+    await storage.put_bytes(job_key(other, "inputs", "a.jpg"), b"keep")
+    assert await storage.delete_prefix(job_prefix(JOB, "inputs")) == 2
+    assert not await storage.exists(job_key(JOB, "inputs", "a.jpg"))
+    assert await storage.exists(job_key(other, "inputs", "a.jpg"))
+    assert await storage.delete_prefix(job_prefix(JOB, "inputs")) == 0
+
+
+@pytest.mark.parametrize("key", ["../escape.txt", "/etc/passwd", "a/../../b", "a\\..\\b", ""])
+async def test_keys_that_escape_are_refused(storage: LocalStorage, key: str, tmp_path: Path):
+    with pytest.raises(InvalidKeyError):
+        await storage.put_bytes(key, b"x")
+    with pytest.raises(InvalidKeyError):
+        await storage.stat(key)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+async def test_symlink_inside_root_cannot_lead_outside(storage: LocalStorage, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (storage.root / "inputs").mkdir()
+    (storage.root / "inputs" / "link").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(InvalidKeyError, match="outside the storage root"):
+        await storage.put_bytes("inputs/link/planted.txt", b"x")
+    assert list(outside.iterdir()) == []
+
+
+async def test_delete_prefix_refuses_broad_prefixes(storage: LocalStorage):
+    await storage.put_bytes(job_key(JOB, "inputs", "a.jpg"), b"a")
+    for prefix in ["", "/", "inputs", "../"]:
+        with pytest.raises(InvalidKeyError):
+            await storage.delete_prefix(prefix)
+    assert await storage.exists(job_key(JOB, "inputs", "a.jpg"))
+
+
+async def test_presigned_upload_round_trip(storage: LocalStorage):
+    key = job_key(JOB, "inputs", "t1.jpg")
+    request = await storage.presign_put(key, "image/jpeg", 1000, timedelta(minutes=5))
+    assert request.method == "PUT"
+    assert request.url.startswith("/uploads/")
+    assert request.headers == {"Content-Type": "image/jpeg"}
+    token = request.url.removeprefix("/uploads/")
+
+    granted_key, max_bytes = storage.verify_upload_token(token)
+    assert (granted_key, max_bytes) == (key, 1000)
+    assert await storage.put_stream(granted_key, chunks_of(b"abc", b"def"), max_bytes) == 6
+    assert (await storage.stat(key)).size == 6
+    assert await storage.presign_get(key, timedelta(minutes=5)) is None
+
+
+async def test_upload_over_the_limit_keeps_nothing(storage: LocalStorage):
+    key = job_key(JOB, "inputs", "big.jpg")
+    with pytest.raises(ObjectTooLargeError):
+        await storage.put_stream(key, chunks_of(b"x" * 600, b"x" * 600), 1000)
+    assert not await storage.exists(key)
+    assert list((storage.root / "inputs" / str(JOB)).iterdir()) == []
+
+
+async def test_expired_upload_token_is_refused(storage: LocalStorage, clock: Clock):
+    request = await storage.presign_put(
+        job_key(JOB, "inputs", "t1.jpg"), "image/jpeg", 10, timedelta(seconds=60)
+    )
+    clock.now += 61
+    with pytest.raises(UploadTokenExpiredError):
+        storage.verify_upload_token(request.url.removeprefix("/uploads/"))
+
+
+async def test_forged_or_foreign_tokens_are_refused(storage: LocalStorage, tmp_path: Path):
+    request = await storage.presign_put(
+        job_key(JOB, "inputs", "t1.jpg"), "image/jpeg", 10, timedelta(seconds=60)
+    )
+    token = request.url.removeprefix("/uploads/")
+    body, signature = token.split(".")
+    tampered = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + signature
+    other_service = LocalStorage(tmp_path / "other", upload_secret=b"o" * 32)
+    for bad in [tampered, token + "x", "", "not-a-token", "a.b.c", "é.é"]:
+        with pytest.raises(InvalidUploadTokenError):
+            storage.verify_upload_token(bad)
+    with pytest.raises(InvalidUploadTokenError, match="signature"):
+        other_service.verify_upload_token(token)
+
+
+def test_short_upload_secret_is_refused(tmp_path: Path):
+    with pytest.raises(ValueError, match="at least 32 bytes"):
+        LocalStorage(tmp_path, upload_secret=b"short")
+
+
+async def test_check_passes_on_a_writable_root(storage: LocalStorage):
+    await storage.check()
