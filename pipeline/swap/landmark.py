@@ -159,7 +159,7 @@ class LandmarkSwapper:
         if x2 - x1 < 8 or y2 - y1 < 8:
             return _empty_patch()
         region = frame[y1:y2, x1:x2]
-        local = destination_points - (x1, y1)
+        local = (destination_points - (x1, y1)).astype(np.float32)
 
         canvas = region.copy()
         for triangle in self._mesh(source, source_points):
