@@ -1,0 +1,1 @@
+"""Jobs: the durable store, the state machine, dispatch and the worker that runs them."""

@@ -1,0 +1,133 @@
+"""Every setting of the service, in one pydantic-settings class.
+
+Values come from (highest first): keyword arguments, ``ENCLAVE_*`` environment variables,
+then the TOML file named by ``ENCLAVE_CONFIG`` (if any), then the defaults below. The
+defaults run the whole service with no external services: SQLite, a local storage
+directory and in-process workers. Nothing reads the environment except this module; the
+rest of the service receives a ``Settings`` instance.
+"""
+
+import os
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_FILE_VARIABLE = "ENCLAVE_CONFIG"
+
+
+class StorageBackend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class DispatchMode(StrEnum):
+    INPROCESS = "inprocess"
+    CELERY = "celery"
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """The service's configuration; one instance is built at start-up and injected."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ENCLAVE_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    # Job store
+    database_url: str = "sqlite+aiosqlite:///./var/enclave.db"
+
+    # Storage
+    storage_backend: StorageBackend = StorageBackend.LOCAL
+    storage_dir: Path = Path("./var/storage")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_sse: Literal["aws:kms", "AES256"] | None = "aws:kms"
+    s3_kms_key_id: str | None = None
+    # Signs local upload URLs; when unset a random secret is made per process, which is
+    # right for one API process and wrong for several behind a load balancer.
+    upload_secret: SecretStr | None = None
+    upload_url_expiry: timedelta = timedelta(minutes=15)
+    max_upload_bytes: PositiveInt = 512 * 1024 * 1024
+    # Files sent inline with POST /jobs (multipart) are held in memory: keep this small.
+    max_inline_upload_bytes: PositiveInt = 25 * 1024 * 1024
+
+    # Dispatch and workers
+    dispatch: DispatchMode = DispatchMode.INPROCESS
+    broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+    workers: PositiveInt = 1
+    max_queued_jobs: PositiveInt = 100
+    max_attempts: PositiveInt = 5
+    retry_backoff: timedelta = timedelta(seconds=2)
+    retry_backoff_max: timedelta = timedelta(minutes=5)
+    lease_duration: timedelta = timedelta(seconds=60)
+    heartbeat_interval: timedelta = timedelta(seconds=5)
+    sweep_interval: timedelta = timedelta(seconds=30)
+    job_ttl: timedelta = timedelta(hours=1)
+    output_retention: timedelta = timedelta(hours=24)
+    concurrent_compares: PositiveInt = 2
+
+    # Pipeline
+    model_dir: Path = Path("./models")
+    execution_providers: tuple[str, ...] = ("cpu",)
+    allow_non_commercial_models: bool = False
+
+    # Webhooks
+    webhook_allowlist: tuple[str, ...] = ()
+    webhook_secret: SecretStr | None = None
+
+    # Security (the TLS layer fills these in; insecure dev mode uses the dev identity)
+    insecure_dev: bool = False
+    dev_identity: str = "dev"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "database_url must use an async driver: sqlite+aiosqlite:// or "
+                "postgresql+asyncpg://"
+            )
+        return url
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _positive_interval(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ValueError(f"{CONFIG_FILE_VARIABLE} names {path}, which is not a file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
