@@ -134,13 +134,17 @@ def make_arcface(path: Path) -> Path:
 def make_gfpgan(path: Path) -> Path:
     """GFPGAN 1.4 contract: ``input`` [1,3,512,512] in [-1, 1] → ``output`` same shape and range.
 
-    The "restoration" is a strong unsharp mask, a visible change a test can measure.
+    The "restoration" is a strong unsharp mask (7×7, amount 3): a visible change a test can
+    measure, confined to where the face crop is pasted back.
     """
-    sharpen = np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float32)
-    kernel = np.zeros((3, 1, 3, 3), dtype=np.float32)
-    kernel[:, 0] = sharpen
+    amount, radius = 3.0, 3
+    side = 2 * radius + 1
+    unsharp = np.full((side, side), -amount / side**2, dtype=np.float32)
+    unsharp[radius, radius] += 1.0 + amount
+    kernel = np.zeros((3, 1, side, side), dtype=np.float32)
+    kernel[:, 0] = unsharp
     nodes = [
-        helper.make_node("Conv", ["input", "sharpen"], ["sharpened"], pads=[1] * 4, group=3),
+        helper.make_node("Conv", ["input", "sharpen"], ["sharpened"], pads=[radius] * 4, group=3),
         helper.make_node("Clip", ["sharpened", "low", "high"], ["output"]),
     ]
     graph = helper.make_graph(
