@@ -137,7 +137,14 @@ def _verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print("all model files verified")
+    pending = sum(result.status is FileStatus.NOT_PREPARED for result in results)
+    if pending:
+        print(
+            f"no file failed verification; {pending} bundled file(s) not written yet "
+            "(created on first use, or now by `enclave models prepare`)"
+        )
+    else:
+        print("all model files verified")
     return 0
 
 
