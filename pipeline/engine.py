@@ -1,0 +1,231 @@
+"""The frame engine: models built once per run, then one call per frame.
+
+``build_engine`` turns ``RunOptions`` into loaded, hash-verified models on the chosen
+execution providers; ``Engine.process_frame`` detects, selects, swaps, enhances and
+blends one frame, touching only the faces' regions of interest.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import onnxruntime as ort
+
+from pipeline.detect import DETECTOR_CLASSES, DetectorConfig, FaceDetector
+from pipeline.embed import EMBEDDER_CLASSES, ArcFaceEmbedder, FaceEmbedder
+from pipeline.errors import ModelNotFoundError, NoFaceError
+from pipeline.faces import Face
+from pipeline.landmarks import LandmarkPredictor
+from pipeline.mask import BoxMaskOptions
+from pipeline.models import ModelRegistry, ModelTask
+from pipeline.models.runtime import ProviderChoice, create_session, resolve_providers
+from pipeline.options import FaceSelectorMode, FrameProcessor, RunOptions
+from pipeline.paste import blend_patch
+from pipeline.select import select_faces
+from pipeline.swap import FacePatch, FaceSwapper, SourceIdentity
+from pipeline.swap.inswapper import InSwapper, load_emap
+from pipeline.swap.landmark import LandmarkSwapper
+from pipeline.types import Embedding, VisionFrame
+
+DEFAULT_RECOGNIZER = "sface"
+DEFAULT_LANDMARKER = "dlib68"
+
+
+class FrameStage(Protocol):
+    """A whole-frame stage after swapping (the frame enhancer)."""
+
+    def enhance(self, frame: VisionFrame) -> VisionFrame: ...
+
+
+class FaceStage(Protocol):
+    """A per-face stage after swapping (the face enhancer); works in place over face ROIs."""
+
+    def enhance(self, frame: VisionFrame, faces: Sequence[Face]) -> VisionFrame: ...
+
+
+@dataclass
+class FrameResult:
+    """One processed frame and what happened to it."""
+
+    frame: VisionFrame
+    faces_found: int
+    faces_processed: int = 0
+    patches: list[FacePatch] = field(default_factory=list)
+    """The swap patches blended into the frame (their alphas are the face masks)."""
+
+    @property
+    def faces_swapped(self) -> int:
+        return self.faces_processed
+
+
+@dataclass
+class Engine:
+    """Loaded models and the per-frame work."""
+
+    options: RunOptions
+    providers: ProviderChoice
+    detector: FaceDetector
+    landmarker: LandmarkPredictor | None
+    recognizer: FaceEmbedder
+    swapper: FaceSwapper | None
+    face_enhancer: FaceStage | None
+    frame_enhancer: FrameStage | None
+    model_names: tuple[str, ...]
+    reference: Embedding | None = None
+
+    def analyse(self, frame: VisionFrame, *, with_embedding: bool = False) -> list[Face]:
+        """Detected faces with the landmarks (and embeddings) later stages need."""
+        faces = self.detector.detect(frame)
+        if self.landmarker is not None:
+            faces = [face.with_landmarks(self.landmarker.predict(frame, face)) for face in faces]
+        if with_embedding:
+            faces = [face.with_embedding(self.recognizer.embed(frame, face)) for face in faces]
+        return faces
+
+    def prepare_source(self, images: Sequence[tuple[Path, VisionFrame]]) -> SourceIdentity:
+        """The largest face of each source image (every image must show one)."""
+        samples: list[tuple[VisionFrame, Face]] = []
+        for path, image in images:
+            faces = self.analyse(image, with_embedding=True)
+            if not faces:
+                raise NoFaceError(f"no face found in the source image {path.name}")
+            samples.append((image, max(faces, key=lambda face: face.area)))
+        return SourceIdentity(samples=tuple(samples))
+
+    def set_reference(self, frame: VisionFrame, label: str) -> None:
+        """Use the face at ``reference_face_position`` in ``frame`` as the reference."""
+        faces = select_faces(
+            self.analyse(frame, with_embedding=True),
+            FaceSelectorMode.MANY,
+            self.options.face_selector_order,
+        )
+        position = self.options.reference_face_position
+        if position >= len(faces):
+            raise NoFaceError(
+                f"no face at reference position {position} in {label} ({len(faces)} found)"
+            )
+        self.reference = faces[position].embedding
+
+    def process_frame(self, frame: VisionFrame, source: SourceIdentity | None) -> FrameResult:
+        """Swap/enhance the selected faces of ``frame`` in place, then the whole frame."""
+        options = self.options
+        reference_mode = options.face_selector_mode is FaceSelectorMode.REFERENCE
+        faces = self.analyse(frame, with_embedding=reference_mode)
+        selected = select_faces(
+            faces,
+            options.face_selector_mode,
+            options.face_selector_order,
+            self.reference,
+            options.reference_face_distance,
+        )
+        result = FrameResult(frame=frame, faces_found=len(faces), faces_processed=len(selected))
+        if self.swapper is not None and source is not None:
+            for face in selected:
+                patch = self.swapper.swap(frame, face, source)
+                blend_patch(frame, patch)
+                result.patches.append(patch)
+        if self.face_enhancer is not None:
+            self.face_enhancer.enhance(frame, selected)
+        if self.frame_enhancer is not None:
+            result.frame = self.frame_enhancer.enhance(frame)
+        return result
+
+
+@dataclass
+class _ModelLoader:
+    """Verified paths and sessions from the registry, remembering what was loaded."""
+
+    registry: ModelRegistry
+    providers: ProviderChoice
+    loaded: list[str] = field(default_factory=list)
+
+    def path(self, name: str) -> Path:
+        self.loaded.append(name)
+        return self.registry.path(name)
+
+    def session(self, name: str) -> ort.InferenceSession:
+        return create_session(self.path(name), self.providers)
+
+    def first_of_kind(self, kind: str) -> str:
+        for spec in self.registry.specs():
+            if spec.kind == kind:
+                return spec.name
+        raise ModelNotFoundError(
+            f"no {kind} model is provisioned: add one with `enclave models add FILE --kind {kind}`"
+        )
+
+
+def build_engine(options: RunOptions) -> Engine:
+    """Load every model ``options`` needs, hash-verified, on the chosen providers."""
+    registry = ModelRegistry(
+        options.model_dir, allow_non_commercial=options.allow_non_commercial_models
+    )
+    loader = _ModelLoader(registry, resolve_providers(options.execution_providers))
+
+    detector_spec = registry.get(options.face_detector_model)
+    detector = DETECTOR_CLASSES[detector_spec.kind](
+        loader.session(detector_spec.name),
+        DetectorConfig(score_threshold=options.face_detector_score),
+    )
+    recognizer_spec = registry.get(options.face_recognizer_model or DEFAULT_RECOGNIZER)
+    recognizer = EMBEDDER_CLASSES[recognizer_spec.kind](loader.session(recognizer_spec.name))
+
+    processors = set(options.frame_processors)
+    swapping = FrameProcessor.FACE_SWAPPER in processors
+    landmark_swap = options.face_swapper_model == LandmarkSwapper.name
+    wants_region = "region" in options.face_mask_types
+    landmarker = (
+        LandmarkPredictor(loader.path(DEFAULT_LANDMARKER))
+        if swapping and (landmark_swap or wants_region)
+        else None
+    )
+    swapper: FaceSwapper | None = None
+    if swapping:
+        swapper = LandmarkSwapper() if landmark_swap else _build_inswapper(options, loader)
+
+    face_enhancer: FaceStage | None = None
+    if FrameProcessor.FACE_ENHANCER in processors:
+        from pipeline.enhance import FaceEnhancer
+
+        name = options.face_enhancer_model or loader.first_of_kind("gfpgan")
+        loader.loaded.append(name)
+        face_enhancer = FaceEnhancer.from_registry(registry, name, loader.providers)
+    frame_enhancer: FrameStage | None = None
+    if FrameProcessor.FRAME_ENHANCER in processors:
+        from pipeline.enhance import FrameEnhancer
+
+        loader.loaded.append(options.frame_enhancer_model)
+        frame_enhancer = FrameEnhancer.from_registry(registry, options.frame_enhancer_model)
+
+    return Engine(
+        options=options,
+        providers=loader.providers,
+        detector=detector,
+        landmarker=landmarker,
+        recognizer=recognizer,
+        swapper=swapper,
+        face_enhancer=face_enhancer,
+        frame_enhancer=frame_enhancer,
+        model_names=tuple(dict.fromkeys(loader.loaded)),
+    )
+
+
+def _build_inswapper(options: RunOptions, loader: _ModelLoader) -> InSwapper:
+    spec = loader.registry.get(options.face_swapper_model)
+    if spec.task is not ModelTask.SWAP or spec.kind != "inswapper":
+        raise ModelNotFoundError(f"{spec.name} is a {spec.kind} model, not a face swapper")
+    recognizer = options.face_recognizer_model
+    arcface_name = (
+        recognizer
+        if recognizer and loader.registry.get(recognizer).kind == "arcface"
+        else loader.first_of_kind("arcface")
+    )
+    model_path = loader.path(spec.name)
+    return InSwapper(
+        create_session(model_path, loader.providers),
+        load_emap(model_path),
+        ArcFaceEmbedder(loader.session(arcface_name)),
+        BoxMaskOptions(blur=options.face_mask_blur, padding=options.face_mask_padding),
+        use_region_mask="region" in options.face_mask_types,
+    )
