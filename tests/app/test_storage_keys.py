@@ -3,6 +3,8 @@
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.storage.errors import InvalidKeyError
 from app.storage.keys import job_key, job_prefix, safe_filename, validate_key, validate_prefix
@@ -103,3 +105,11 @@ def test_prefixes_must_be_specific():
     for bad in ["", "/", "inputs", "inputs/../", "../"]:
         with pytest.raises(InvalidKeyError):
             validate_prefix(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_name_yields_a_valid_key_inside_the_job(name: str):
+    key = job_key(JOB, "outputs", name)
+    assert validate_key(key) == key
+    assert key.startswith(f"outputs/{JOB}/") and key.count("/") == 2
