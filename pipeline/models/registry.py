@@ -28,6 +28,7 @@ from pipeline.models.bundled import (
     locate_source,
     materialise,
 )
+from pipeline.models.contracts import check_contract
 from pipeline.models.manifest import (
     KINDS,
     InstalledManifest,
@@ -168,6 +169,7 @@ class ModelRegistry:
         bundled_files = {f for model in BUNDLED_MODELS for f in model.files}
         if stored_name in bundled_files or stored_name == "manifest.json":
             raise InputError(f"file name {stored_name!r} is taken; choose another --name")
+        check_contract(kind, file)
         self.model_dir.mkdir(parents=True, exist_ok=True)
         destination = self.model_dir / stored_name
         digest = copy_with_hash(file, destination)

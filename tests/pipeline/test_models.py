@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.errors import (
     InputError,
+    ModelError,
     ModelIntegrityError,
     ModelLicenceError,
     ModelNotFoundError,
@@ -247,6 +248,12 @@ def test_a_tampered_provisioned_file_is_refused(tmp_path: Path) -> None:
     assert [(r.model, r.status) for r in failed] == [("inswapper_128", FileStatus.MISMATCH)]
 
 
+def test_a_corrupt_manifest_is_a_clear_model_error(own_model_dir: Path) -> None:
+    (own_model_dir / "manifest.json").write_text("{not json")
+    with pytest.raises(ModelError, match="cannot read the model manifest"):
+        ModelRegistry(own_model_dir).specs()
+
+
 def test_a_missing_provisioned_file_fails_verification(tmp_path: Path) -> None:
     source = make_arcface(tmp_path / "arcface.onnx")
     registry = ModelRegistry(tmp_path / "models", allow_non_commercial=True)
@@ -277,6 +284,33 @@ def test_add_rejects_inconsistent_requests(
     with pytest.raises(InputError, match=match):
         registry.add(source, task=task, kind=kind, name=name, licence="MIT")
     assert registry.specs() == [model.spec(None) for model in BUNDLED_MODELS]
+
+
+@pytest.mark.parametrize(
+    ("kind", "task", "maker", "match"),
+    [
+        ("inswapper", ModelTask.SWAP, make_gfpgan, r"a 'inswapper' model has 2 input"),
+        ("gfpgan", ModelTask.FACE_ENHANCE, make_arcface, r"has inputs \['input'\]"),
+        ("arcface", ModelTask.EMBED, make_gfpgan, r"takes \[N, 3, 112, 112\]"),
+        ("scrfd", ModelTask.DETECT, make_arcface, r"1 input\(s\) and 9 output"),
+    ],
+)
+def test_add_refuses_a_file_that_breaks_its_kinds_contract(
+    tmp_path: Path, kind: str, task: ModelTask, maker, match: str
+) -> None:
+    registry = ModelRegistry(tmp_path / "models")
+    with pytest.raises(InputError, match=match):
+        registry.add(maker(tmp_path / "wrong.onnx"), task=task, kind=kind, licence="x")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_add_refuses_a_file_that_is_not_onnx(tmp_path: Path) -> None:
+    fake = tmp_path / "inswapper_128.onnx"
+    fake.write_bytes(b"<html>404 not found</html>")
+    with pytest.raises(InputError, match="not a readable ONNX model"):
+        ModelRegistry(tmp_path / "models").add(
+            fake, task=ModelTask.SWAP, kind="inswapper", licence="x"
+        )
 
 
 def test_add_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
