@@ -8,6 +8,7 @@ credentials).
 """
 
 import asyncio
+import mimetypes
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -115,7 +116,7 @@ class S3Storage:
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
         """Upload a file; multipart above the threshold, every part encrypted."""
         validate_key(key)
-        extra_args = self._write_args(content_type)
+        extra_args = self._write_args(key, content_type)
 
         def upload() -> None:
             with create_transfer_manager(self._client, self._transfer_config) as manager:
@@ -125,7 +126,7 @@ class S3Storage:
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         validate_key(key)
-        args = self._write_args(content_type)
+        args = self._write_args(key, content_type)
         await self._run(
             lambda: self._client.put_object(Bucket=self._bucket, Key=key, Body=data, **args),
             "put",
@@ -262,8 +263,10 @@ class S3Storage:
         except StorageError as exc:
             raise StorageUnavailableError(f"bucket {self._bucket!r} is not usable: {exc}") from exc
 
-    def _write_args(self, content_type: str | None) -> dict[str, Any]:
+    def _write_args(self, key: str, content_type: str | None) -> dict[str, Any]:
         args: dict[str, Any] = dict(self._sse_args)
+        # Like the local backend, fall back to the type the key's extension implies.
+        content_type = content_type or mimetypes.guess_type(key)[0]
         if content_type:
             args["ContentType"] = content_type
         return args

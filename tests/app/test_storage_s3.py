@@ -171,6 +171,15 @@ async def test_small_files_are_a_single_put(seaweedfs: SeaweedS3, job, tmp_path:
     assert "PutObject" in recorder.operations
 
 
+async def test_content_type_defaults_to_the_extension(storage: S3Storage, job, tmp_path: Path):
+    source = tmp_path / "result.mp4"
+    source.write_bytes(b"v" * 100)
+    await storage.put_file(job_key(job, "outputs", "result.mp4"), source)
+    await storage.put_bytes(job_key(job, "outputs", "result.png"), b"png")
+    assert (await storage.stat(job_key(job, "outputs", "result.mp4"))).content_type == "video/mp4"
+    assert (await storage.stat(job_key(job, "outputs", "result.png"))).content_type == "image/png"
+
+
 async def test_presigned_put_then_stat(storage: S3Storage, job):
     key = job_key(job, "inputs", "upload.jpg")
     request = await storage.presign_put(key, "image/jpeg", 10_000, timedelta(minutes=5))
