@@ -12,7 +12,6 @@ from sqlalchemy import (
     Dialect,
     Enum,
     Float,
-    ForeignKey,
     Index,
     Integer,
     String,
@@ -108,6 +107,6 @@ class Upload(Base):
     content_type: Mapped[str] = mapped_column(String(255))
     max_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    job_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("jobs.id", ondelete="SET NULL"), index=True
-    )
+    # The job that consumed it; no foreign key, as the upload is bound before the job row
+    # is inserted (both in one transaction).
+    job_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)

@@ -58,6 +58,13 @@ async def get_job(session: AsyncSession, job_id: uuid.UUID, *, owner: str | None
     return job
 
 
+async def get_job_including_deleted(session: AsyncSession, job_id: uuid.UUID) -> Job:
+    job = await refresh_job(session, job_id)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
 async def refresh_job(session: AsyncSession, job_id: uuid.UUID) -> Job | None:
     """The current row, bypassing the session's identity map (``None`` when absent)."""
     query = select(Job).where(Job.id == job_id).execution_options(populate_existing=True)

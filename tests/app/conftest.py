@@ -2,7 +2,9 @@
 settings. Every database is built by the real Alembic migrations, not ``create_all``."""
 
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, create_session_factory, upgrade_database
+from app.jobs.service import JobService
+from app.settings import Settings
+from app.storage.base import Storage
+from app.storage.factory import build_storage, storage_config_from_settings
 from tests.app.services import create_postgres_database, drop_postgres_database, require_postgres
 
 
@@ -68,3 +74,67 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_session_factory(engine)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for a test: its own database and storage, quick heartbeats and retries."""
+    return Settings(
+        database_url=database_url,
+        storage_dir=tmp_path / "storage",
+        upload_secret="u" * 32,
+        heartbeat_interval=timedelta(milliseconds=50),
+        lease_duration=timedelta(seconds=30),
+        retry_backoff=timedelta(seconds=2),
+        max_attempts=3,
+        insecure_dev=True,
+    )
+
+
+@pytest.fixture
+def storage(settings: Settings) -> Storage:
+    return build_storage(storage_config_from_settings(settings))
+
+
+class Clock:
+    """A controllable UTC clock for TTL, backoff and retention."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+class RecordingDispatcher:
+    """Remembers what was dispatched; the test decides when a worker runs."""
+
+    def __init__(self) -> None:
+        self.dispatched: list[tuple[uuid.UUID, float]] = []
+
+    async def start(self) -> None: ...
+
+    async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
+        self.dispatched.append((job_id, delay_s))
+
+    async def check(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@pytest.fixture
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+def service(settings, session_factory, storage, dispatcher, clock) -> JobService:
+    return JobService(settings, session_factory, storage, dispatcher, clock=clock)

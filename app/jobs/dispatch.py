@@ -1,0 +1,149 @@
+"""Getting a job id to a worker: in-process (a spawned process pool) or Celery.
+
+Dispatch carries only the job id; the database row is the truth, so dispatching the same
+id twice is harmless (the second claim finds the job busy or finished). The HTTP process
+never runs inference: the in-process dispatcher hands ids to worker *processes*, like
+cog's server spawns its predictor.
+"""
+
+import asyncio
+import logging
+import multiprocessing
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Protocol
+
+from app.db import create_engine, create_session_factory
+from app.jobs.worker import (
+    ProcessFile,
+    RunReport,
+    WorkerContext,
+    new_worker_id,
+    pipeline_process_file,
+    run_job,
+)
+from app.settings import Settings
+from app.storage.factory import build_storage, storage_config_from_settings
+
+logger = logging.getLogger(__name__)
+
+ReportListener = Callable[[RunReport], None]
+
+
+class Dispatcher(Protocol):
+    async def start(self) -> None: ...
+
+    async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
+        """Have a worker look at ``job_id`` (after ``delay_s`` seconds)."""
+
+    async def check(self) -> None:
+        """Raise if jobs cannot be dispatched now (for /readyz)."""
+
+    async def close(self) -> None: ...
+
+
+def run_job_blocking(
+    settings: Settings,
+    job_id: uuid.UUID,
+    process_file: ProcessFile = pipeline_process_file,
+    worker_id: str | None = None,
+) -> RunReport:
+    """Run one job on a fresh event loop, engine and storage client (worker processes)."""
+
+    async def main() -> RunReport:
+        engine = create_engine(settings.database_url)
+        try:
+            context = WorkerContext(
+                settings=settings,
+                sessions=create_session_factory(engine),
+                storage=build_storage(storage_config_from_settings(settings)),
+                process_file=process_file,
+                worker_id=worker_id or new_worker_id(),
+            )
+            return await run_job(job_id, context)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+class InProcessDispatcher:
+    """Runs jobs in a pool of spawned worker processes owned by the API process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        process_file: ProcessFile = pipeline_process_file,
+        on_report: ReportListener | None = None,
+    ) -> None:
+        self._settings = settings
+        self._process_file = process_file
+        self._on_report = on_report
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: set[uuid.UUID] = set()
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    async def start(self) -> None:
+        # spawn, not fork: the parent runs an event loop and threads that fork would copy.
+        self._pool = ProcessPoolExecutor(
+            max_workers=self._settings.workers, mp_context=multiprocessing.get_context("spawn")
+        )
+
+    async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
+        self._schedule(job_id, delay_s)
+
+    @property
+    def pending(self) -> int:
+        """Jobs handed to the pool and not yet reported back."""
+        return len(self._pending)
+
+    def _schedule(self, job_id: uuid.UUID, delay_s: float) -> None:
+        if delay_s > 0:
+            handle = asyncio.get_running_loop().call_later(delay_s, self._submit, job_id)
+            self._timers.add(handle)
+        else:
+            self._submit(job_id)
+
+    def _submit(self, job_id: uuid.UUID) -> None:
+        self._timers = {timer for timer in self._timers if not timer.cancelled()}
+        if self._pool is None or job_id in self._pending:
+            return  # closed, or already waiting for a worker: one delivery is enough
+        self._pending.add(job_id)
+        future = self._pool.submit(
+            run_job_blocking, self._settings, job_id, self._process_file, None
+        )
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(
+            lambda done: loop.call_soon_threadsafe(self._completed, job_id, done)
+        )
+
+    def _completed(self, job_id: uuid.UUID, future: "Future[RunReport]") -> None:
+        self._pending.discard(job_id)
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            # The worker process died or the job store was unreachable while finishing;
+            # the row still says what happened, so look again once the lease can expire.
+            logger.error("job %s: worker failed: %s", job_id, type(error).__name__)
+            self._schedule(job_id, self._settings.lease_duration.total_seconds())
+            return
+        report = future.result()
+        if self._on_report is not None:
+            self._on_report(report)
+        if report.retry_in_s is not None:
+            self._schedule(job_id, report.retry_in_s)
+
+    async def check(self) -> None:
+        if self._pool is None:
+            raise RuntimeError("the worker pool is not running")
+
+    async def close(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)

@@ -1,0 +1,377 @@
+"""What callers can do with jobs: submit, read, list, cancel, delete, fetch results.
+
+Routes call this and map its results; it owns ownership checks (a caller sees only its
+own jobs, others' ids are "not found"), idempotency, backpressure, retention and the
+start-up and periodic recovery sweeps. State changes go through the store's conditional
+updates, never by assigning attributes.
+"""
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.errors import (
+    IdempotencyConflictError,
+    InvalidJobRequestError,
+    JobConflictError,
+    QueueFullError,
+    ResultGoneError,
+    UploadNotFoundError,
+)
+from app.jobs import store
+from app.jobs.dispatch import Dispatcher
+from app.jobs.models import Job, Upload
+from app.jobs.options import JobOptions
+from app.jobs.states import JobState
+from app.jobs.worker import input_prefixes, utcnow
+from app.settings import Settings
+from app.storage.base import PresignedRequest, Storage
+from app.storage.errors import ObjectNotFoundError
+from app.storage.keys import job_key, job_prefix
+
+logger = logging.getLogger(__name__)
+
+QUEUE_FULL_RETRY_AFTER_S = 10
+
+
+@dataclass(frozen=True)
+class InlineFile:
+    """A small input sent with the job request itself (multipart)."""
+
+    filename: str
+    data: bytes
+    content_type: str | None = None
+
+
+InputRef = uuid.UUID | InlineFile
+"""An input is an upload id (from ``POST /uploads``) or an inline file."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    sources: Sequence[InputRef]
+    target: InputRef
+    options: JobOptions = field(default_factory=JobOptions)
+    webhook_url: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 over everything that defines the job (idempotency compares this)."""
+        digest = hashlib.sha256()
+
+        def add(ref: InputRef) -> str:
+            if isinstance(ref, InlineFile):
+                return "inline:" + hashlib.sha256(ref.data).hexdigest()
+            return f"upload:{ref}"
+
+        document = {
+            "sources": [add(ref) for ref in self.sources],
+            "target": add(self.target),
+            "options": self.options.model_dump(mode="json"),
+            "webhook_url": self.webhook_url,
+        }
+        digest.update(json.dumps(document, sort_keys=True).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    created: bool  # False: an idempotent replay of an earlier request
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    expired: list[uuid.UUID]
+    redispatched: list[uuid.UUID]
+    outputs_purged: list[uuid.UUID]
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        storage: Storage,
+        dispatcher: Dispatcher,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        check_webhook_url: Callable[[str], object] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self._check_webhook_url = check_webhook_url
+        self._undispatched: set[uuid.UUID] = set()
+
+    # --- submission ---------------------------------------------------------------
+
+    async def submit(
+        self, owner: str, request: JobRequest, *, idempotency_key: str | None = None
+    ) -> Submission:
+        """Create and dispatch a job, or return the job an identical earlier request made."""
+        fingerprint = request.fingerprint()
+        if idempotency_key is not None:
+            replay = await self._replay(owner, idempotency_key, fingerprint)
+            if replay is not None:
+                return Submission(replay, created=False)
+        if request.webhook_url is not None and self._check_webhook_url is not None:
+            self._check_webhook_url(request.webhook_url)
+        async with self.sessions() as session:
+            queued = await store.count_queued(session)
+        if queued >= self.settings.max_queued_jobs:
+            raise QueueFullError(queued, self.settings.max_queued_jobs, QUEUE_FULL_RETRY_AFTER_S)
+
+        job_id = uuid.uuid4()
+        now = self.clock()
+        try:
+            async with self.sessions.begin() as session:
+                sources = [
+                    await self._input_key(session, owner, job_id, ref) for ref in request.sources
+                ]
+                target = await self._input_key(session, owner, job_id, request.target)
+                job = Job(
+                    id=job_id,
+                    owner=owner,
+                    state=JobState.QUEUED,
+                    options=request.options.model_dump(mode="json"),
+                    source_keys=sources,
+                    target_key=target,
+                    progress=0.0,
+                    attempts=0,
+                    max_attempts=self.settings.max_attempts,
+                    cancel_requested=False,
+                    idempotency_key=idempotency_key,
+                    request_hash=fingerprint,
+                    webhook_url=request.webhook_url,
+                    created_at=now,
+                    expires_at=now + self.settings.job_ttl,
+                )
+                await store.add_job(session, job)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one's job stands.
+            await self.storage.delete_prefix(job_prefix(job_id, "inputs"))
+            if idempotency_key is None:
+                raise
+            replay = await self._replay(owner, idempotency_key, fingerprint)
+            if replay is None:
+                raise
+            return Submission(replay, created=False)
+        except BaseException:
+            await self.storage.delete_prefix(job_prefix(job_id, "inputs"))
+            raise
+        await self._dispatch(job_id)
+        return Submission(job, created=True)
+
+    async def _replay(self, owner: str, key: str, fingerprint: str) -> Job | None:
+        async with self.sessions() as session:
+            earlier = await store.find_job_by_idempotency_key(session, owner, key)
+        if earlier is None:
+            return None
+        if earlier.request_hash != fingerprint:
+            raise IdempotencyConflictError(key)
+        return earlier
+
+    async def _input_key(
+        self, session: AsyncSession, owner: str, job_id: uuid.UUID, ref: InputRef
+    ) -> str:
+        if isinstance(ref, InlineFile):
+            if len(ref.data) > self.settings.max_inline_upload_bytes:
+                raise InvalidJobRequestError(
+                    f"{ref.filename!r} is larger than {self.settings.max_inline_upload_bytes} "
+                    "bytes; send it with POST /uploads instead"
+                )
+            key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
+            await self.storage.put_bytes(key, ref.data, ref.content_type)
+            return key
+        upload = await store.consume_upload(session, ref, owner, job_id)
+        if upload is None:
+            raise UploadNotFoundError(ref)
+        try:
+            info = await self.storage.stat(upload.key)
+        except ObjectNotFoundError as exc:
+            raise UploadNotFoundError(ref) from exc
+        if info.size > upload.max_bytes:
+            raise InvalidJobRequestError(
+                f"upload {ref} is larger than the {upload.max_bytes} bytes it announced"
+            )
+        return upload.key
+
+    async def _dispatch(self, job_id: uuid.UUID, delay_s: float = 0.0) -> None:
+        try:
+            await self.dispatcher.dispatch(job_id, delay_s=delay_s)
+        except Exception as exc:
+            # The job is safe in the store; the sweeper tries again.
+            logger.warning("job %s: dispatch failed (%s); will retry", job_id, exc)
+            self._undispatched.add(job_id)
+        else:
+            self._undispatched.discard(job_id)
+
+    # --- uploads ------------------------------------------------------------------
+
+    async def create_upload(
+        self, owner: str, filename: str, content_type: str, size: int
+    ) -> tuple[Upload, PresignedRequest]:
+        if size > self.settings.max_upload_bytes:
+            raise InvalidJobRequestError(
+                f"{size} bytes is more than the {self.settings.max_upload_bytes} allowed"
+            )
+        upload_id = uuid.uuid4()
+        upload = Upload(
+            id=upload_id,
+            owner=owner,
+            key=job_key(upload_id, "inputs", filename),
+            content_type=content_type,
+            max_bytes=size,
+            created_at=self.clock(),
+        )
+        presigned = await self.storage.presign_put(
+            upload.key, content_type, size, self.settings.upload_url_expiry
+        )
+        async with self.sessions.begin() as session:
+            await store.add_upload(session, upload)
+        return upload, presigned
+
+    # --- reading ------------------------------------------------------------------
+
+    async def get(self, owner: str, job_id: uuid.UUID) -> Job:
+        async with self.sessions() as session:
+            return await store.get_job(session, job_id, owner=owner)
+
+    async def list_jobs(
+        self, owner: str, *, state: JobState | None, cursor: str | None, limit: int
+    ) -> JobPage:
+        before = decode_cursor(cursor) if cursor else None
+        async with self.sessions() as session:
+            jobs = await store.list_jobs(session, owner, state=state, before=before, limit=limit)
+        next_cursor = encode_cursor(jobs[-1]) if len(jobs) == limit else None
+        return JobPage(jobs, next_cursor)
+
+    async def result(self, owner: str, job_id: uuid.UUID) -> tuple[Job, PresignedRequest | None]:
+        """The finished job and a presigned GET (``None``: stream it from storage)."""
+        job = await self.get(owner, job_id)
+        if job.state is not JobState.SUCCEEDED or job.output_key is None:
+            raise JobConflictError(f"job {job_id} has no result: it is {job.state}")
+        if job.outputs_purged_at is not None:
+            raise ResultGoneError(f"the result of job {job_id} was deleted after retention")
+        presigned = await self.storage.presign_get(job.output_key, timedelta(minutes=5))
+        return job, presigned
+
+    # --- changing -----------------------------------------------------------------
+
+    async def cancel(self, owner: str, job_id: uuid.UUID) -> Job:
+        """Cancel a queued job now, or ask a running one to stop at its next frame."""
+        async with self.sessions.begin() as session:
+            await store.get_job(session, job_id, owner=owner)
+            canceled_now = await store.transition(
+                session, job_id, JobState.CANCELED, self.clock(), only_from=[JobState.QUEUED]
+            )
+            if not canceled_now:
+                await store.request_cancel(session, job_id)
+            job = await store.get_job(session, job_id)
+        if canceled_now:
+            await self._purge_inputs_later(job)
+        if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+            raise JobConflictError(f"job {job_id} already ended: it {job.state}")
+        return job
+
+    async def _purge_inputs_later(self, job: Job) -> None:
+        for prefix in input_prefixes(job):
+            await self.storage.delete_prefix(prefix)
+        async with self.sessions.begin() as session:
+            await store.stamp(session, job.id, inputs_purged_at=self.clock())
+
+    async def delete(self, owner: str, job_id: uuid.UUID) -> None:
+        """Forget a job: stop it, delete its inputs and outputs, hide its row.
+
+        A running job is asked to stop; whatever it still writes is purged by the sweeper,
+        which also covers deleted jobs.
+        """
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            await store.get_job(session, job_id, owner=owner)
+            await store.transition(
+                session, job_id, JobState.CANCELED, now, only_from=[JobState.QUEUED]
+            )
+            await store.request_cancel(session, job_id)
+            await store.stamp(session, job_id, deleted_at=now)
+            job = await store.get_job_including_deleted(session, job_id)
+        for prefix in [*input_prefixes(job), job_prefix(job.id, "outputs")]:
+            await self.storage.delete_prefix(prefix)
+        if job.state.is_terminal():
+            async with self.sessions.begin() as session:
+                await store.stamp(session, job.id, inputs_purged_at=now, outputs_purged_at=now)
+
+    # --- recovery -----------------------------------------------------------------
+
+    async def redispatch_pending(self) -> list[uuid.UUID]:
+        """Hand every queued job and every expired lease to the workers (start-up)."""
+        async with self.sessions() as session:
+            job_ids = await store.ids_to_dispatch(session, self.clock())
+        for job_id in job_ids:
+            await self._dispatch(job_id)
+        return job_ids
+
+    async def sweep(self) -> SweepReport:
+        """Expire stale queued jobs, recover orphans, apply retention (runs periodically)."""
+        now = self.clock()
+        async with self.sessions.begin() as session:
+            expired = await store.expire_unstarted(session, now)
+        async with self.sessions() as session:
+            orphans = [
+                job_id
+                for job_id in await store.ids_to_dispatch(session, now)
+                if job_id in self._undispatched or await _is_orphan(session, job_id, now)
+            ]
+            to_purge = await store.jobs_with_inputs_to_purge(session)
+            old_outputs = await store.jobs_with_outputs_to_purge(
+                session, now - self.settings.output_retention
+            )
+        for job_id in orphans:
+            await self._dispatch(job_id)
+        for job in to_purge:
+            await self._purge_inputs_later(job)
+        for job in old_outputs:
+            await self.storage.delete_prefix(job_prefix(job.id, "outputs"))
+            async with self.sessions.begin() as session:
+                await store.stamp(session, job.id, outputs_purged_at=now)
+        return SweepReport(expired, orphans, [job.id for job in old_outputs])
+
+
+async def _is_orphan(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:
+    job = await store.refresh_job(session, job_id)
+    return job is not None and job.state is JobState.RUNNING
+
+
+def encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw: Any = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        created_at = datetime.fromisoformat(raw[0])
+        job_id = uuid.UUID(raw[1])
+    except (binascii.Error, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise InvalidJobRequestError("cursor is not one this service issued") from exc
+    if created_at.tzinfo is None:
+        raise InvalidJobRequestError("cursor is not one this service issued")
+    return created_at, job_id

@@ -1,0 +1,73 @@
+"""Stand-ins for ``pipeline.run.process_file`` where a test is about the job service, not
+about faces: they honour the same contract (progress, cancellation, errors, an output file
+at the given path) in milliseconds. Module-level functions so spawned worker processes can
+import them. The real pipeline runs in the end-to-end tests."""
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import NoFaceError, ProcessingCanceled
+from pipeline.options import RunOptions, RunSummary
+
+
+def png_bytes(seed: int = 0, size: int = 16) -> bytes:
+    """A small, real PNG image (distinct per seed)."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+    ok, encoded = cv2.imencode(".png", image)
+    assert ok
+    return encoded.tobytes()
+
+
+def copy_target(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """'Swaps' by copying the target: output bytes equal the target's."""
+    assert sources and all(path.is_file() for path in sources)
+    if on_progress:
+        on_progress(0.5, "swap")
+    shutil.copyfile(target, output)
+    return RunSummary("image", 1, 1, 1, 0.001, ("cpu",), ("double",))
+
+
+def no_face(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    raise NoFaceError(f"no face found in the target {target.name}")
+
+
+def frames_until_canceled(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """A 'video' of up to 600 frames of 20 ms that checks for cancellation per frame."""
+    for frame in range(600):
+        if should_cancel and should_cancel():
+            raise ProcessingCanceled(f"canceled at frame {frame}")
+        if on_progress:
+            on_progress(frame / 600, "swap")
+        time.sleep(0.02)
+    shutil.copyfile(target, output)
+    return RunSummary("video", 600, 600, 600, 12.0, ("cpu",), ("double",))
