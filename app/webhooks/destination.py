@@ -63,14 +63,19 @@ class WebhookPolicy:
     # Injected in tests to map a test host name to loopback; defaults to getaddrinfo.
     resolve: Resolver | None = field(default=None, repr=False, compare=False)
 
-    def check(self, url: str) -> WebhookDestination:
-        """The vetted destination of ``url``; blocks on DNS (use a thread in async code)."""
+    def check(self, url: str, *, resolve_dns: bool = True) -> WebhookDestination:
+        """The vetted destination of ``url``.
+
+        With DNS this blocks (call it in a thread from async code); ``resolve_dns=False``
+        is the quick check for request time, and delivery re-checks with DNS anyway.
+        """
         return check_webhook_url(
             url,
             self.allowlist,
             allow_http_loopback=self.allow_http_loopback,
             allow_private_networks=self.allow_private_networks,
             resolve=self.resolve,
+            resolve_dns=resolve_dns,
         )
 
 
@@ -81,8 +86,13 @@ def check_webhook_url(
     allow_http_loopback: bool = False,
     allow_private_networks: bool = False,
     resolve: Resolver | None = None,
+    resolve_dns: bool = True,
 ) -> WebhookDestination:
-    """Vet ``url`` against the policy; raise ``WebhookURLError`` with the broken rule."""
+    """Vet ``url`` against the policy; raise ``WebhookURLError`` with the broken rule.
+
+    ``resolve_dns=False`` checks everything but the addresses a host name resolves to (IP
+    literals are still checked) and returns no addresses: not enough to deliver.
+    """
     parts = _split(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
@@ -93,7 +103,7 @@ def check_webhook_url(
     port = _port(parts, scheme)
     _check_allowlist(host, port, scheme, allowlist)
 
-    addresses = _addresses(host, port, resolve or _resolve)
+    addresses = _addresses(host, port, resolve or _resolve, resolve_dns=resolve_dns)
     loopback_only = all(address.is_loopback for address in addresses)
     if scheme == "http" and not loopback_only:
         raise WebhookURLError("http is allowed only to loopback hosts (development mode)")
@@ -220,11 +230,13 @@ def _host_matches(host: str, pattern: str) -> bool:
     return host == pattern
 
 
-def _addresses(host: str, port: int, resolve: Resolver) -> list[IPAddress]:
+def _addresses(host: str, port: int, resolve: Resolver, *, resolve_dns: bool) -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
         pass
+    if not resolve_dns:
+        return []
     try:
         found = [ipaddress.ip_address(raw.split("%")[0]) for raw in resolve(host, port)]
     except OSError as exc:

@@ -216,6 +216,15 @@ def test_http_dev_flag_allows_only_loopback():
         )
 
 
+def test_request_time_check_skips_dns_but_not_the_rest():
+    policy = WebhookPolicy(allowlist=tuple(ALLOWLIST), resolve=fake_dns)
+    quick = policy.check("https://nxdomain.example.com/hook", resolve_dns=False)
+    assert quick.host == "nxdomain.example.com" and quick.addresses == ()
+    for url in ["https://evil.com/hook", "https://169.254.169.254/", "http://public.example.com/"]:
+        with pytest.raises(WebhookURLError):
+            policy.check(url, resolve_dns=False)
+
+
 def test_empty_allowlist_refuses_everything():
     with pytest.raises(WebhookURLError, match="allowlist"):
         check_webhook_url("https://public.example.com/hook", [], resolve=fake_dns)
