@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,6 +134,11 @@ def run_seaweedfs(data_dir: Path, *, bucket: str = "enclave") -> Iterator[Seawee
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        # The admin component has no socket-path flag and leaves this behind in /tmp.
+        admin_socket = (
+            Path(tempfile.gettempdir()) / f"seaweedfs-admin-grpc-{ports['admin.port.grpc']}.sock"
+        )
+        admin_socket.unlink(missing_ok=True)
 
 
 def _s3_config() -> dict[str, object]:
