@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -47,11 +48,7 @@ class LocalStorage:
     ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self._root = root.resolve(strict=True)
-        self._tokens = (
-            UploadTokenSigner(upload_secret)
-            if clock is None
-            else UploadTokenSigner(upload_secret, clock=clock)
-        )
+        self._tokens = UploadTokenSigner(upload_secret, clock=clock or time.time)
         self._upload_path = upload_path.rstrip("/")
         self._chunk_size = chunk_size
 
