@@ -163,7 +163,7 @@ def read_manifest(model_dir: Path) -> InstalledManifest:
     path = model_dir / MANIFEST_NAME
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return InstalledManifest()
     except (OSError, ValueError) as error:
         raise ModelError(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import (
     InputError,
+    ModelError,
     ModelIntegrityError,
     ModelLicenceError,
     ModelNotFoundError,
@@ -170,9 +171,14 @@ class ModelRegistry:
         if stored_name in bundled_files or stored_name == "manifest.json":
             raise InputError(f"file name {stored_name!r} is taken; choose another --name")
         check_contract(kind, file)
-        self.model_dir.mkdir(parents=True, exist_ok=True)
         destination = self.model_dir / stored_name
-        digest = copy_with_hash(file, destination)
+        try:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            digest = copy_with_hash(file, destination)
+        except OSError as error:
+            raise ModelError(
+                f"cannot copy {file} into {self.model_dir}: {error.strerror or error}"
+            ) from error
         spec = ModelSpec(
             name=name,
             task=task,
@@ -267,14 +273,21 @@ class ModelRegistry:
         return record is None or record.recipe != model.recipe_id
 
     def _materialise(self, model: BundledModel) -> ModelSpec:
-        with locked_manifest(self.model_dir) as manifest:
-            # another process may have finished the same work while we waited for the lock
-            if self._needs_materialising(model, manifest):
-                logger.info("materialising bundled model %s into %s", model.name, self.model_dir)
-                manifest.materialised[model.name] = materialise(model, self.model_dir)
-            elif model.name not in manifest.materialised:
-                manifest.materialised[model.name] = _copy_record(model)
-            return model.spec(manifest.materialised[model.name])
+        try:
+            with locked_manifest(self.model_dir) as manifest:
+                # another process may have finished the same work while we waited for the lock
+                if self._needs_materialising(model, manifest):
+                    logger.info("materialising bundled model %s in %s", model.name, self.model_dir)
+                    manifest.materialised[model.name] = materialise(model, self.model_dir)
+                elif model.name not in manifest.materialised:
+                    manifest.materialised[model.name] = _copy_record(model)
+                return model.spec(manifest.materialised[model.name])
+        except OSError as error:
+            raise ModelError(
+                f"cannot write bundled model {model.name!r} into {self.model_dir}: "
+                f"{error.strerror or error}; run `enclave models prepare` as a user who may "
+                "write there, or point --model-dir / ENCLAVE_MODEL_DIR at a writable directory"
+            ) from error
 
     def _check_file(self, spec: ModelSpec, path: Path, expected: str) -> None:
         try:

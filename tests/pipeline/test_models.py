@@ -172,6 +172,13 @@ def test_a_deleted_bundled_file_is_recreated_on_next_use(own_model_dir: Path) ->
     assert all(r.status is FileStatus.OK for r in registry.verify())
 
 
+def test_an_unwritable_model_dir_gives_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the model directory's parent should be")
+    with pytest.raises(ModelError, match="cannot write bundled model 'sface'"):
+        ModelRegistry(blocker / "models").path("sface")
+
+
 def test_a_package_file_that_differs_from_the_pin_is_never_materialised(tmp_path: Path) -> None:
     model = find_bundled("sface")
     assert model is not None
