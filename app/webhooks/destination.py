@@ -63,6 +63,10 @@ class WebhookPolicy:
     # Injected in tests to map a test host name to loopback; defaults to getaddrinfo.
     resolve: Resolver | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        for entry in self.allowlist:
+            parse_allowlist_entry(entry)  # a typo fails at start-up, not at delivery
+
     def check(self, url: str, *, resolve_dns: bool = True) -> WebhookDestination:
         """The vetted destination of ``url``.
 
@@ -199,7 +203,7 @@ def _port(parts: SplitResult, scheme: str) -> int:
 def _check_allowlist(host: str, port: int, scheme: str, allowlist: Sequence[str]) -> None:
     host_matched = False
     for entry in allowlist:
-        pattern, entry_port = _parse_entry(entry)
+        pattern, entry_port = parse_allowlist_entry(entry)
         if not _host_matches(host, pattern):
             continue
         host_matched = True
@@ -213,15 +217,33 @@ def _check_allowlist(host: str, port: int, scheme: str, allowlist: Sequence[str]
     raise WebhookURLError(f"host {host!r} is not in the webhook allowlist")
 
 
-def _parse_entry(entry: str) -> tuple[str, int | None]:
-    entry = entry.strip().lower()
-    if entry.startswith("["):  # [IPv6] or [IPv6]:port
-        address, _, rest = entry[1:].partition("]")
-        return str(ipaddress.ip_address(address)), int(rest[1:]) if rest.startswith(":") else None
-    match = _PORT_SUFFIX.match(entry)
-    assert match is not None  # the pattern matches every string
-    port = match.group("port")
-    return match.group("host").rstrip("."), int(port) if port else None
+def parse_allowlist_entry(entry: str) -> tuple[str, int | None]:
+    """``(host pattern, port or None)`` of one allowlist entry; ``ValueError`` if malformed.
+
+    Entries are ``host``, ``*.suffix``, an IPv4 literal or ``[IPv6]``, each optionally
+    followed by ``:port``.
+    """
+    text = entry.strip().lower()
+    if text.startswith("["):
+        address, _, rest = text[1:].partition("]")
+        host, port_text = address, rest.removeprefix(":") if rest else ""
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"webhook allowlist entry {entry!r} is malformed")
+    else:
+        match = _PORT_SUFFIX.match(text)
+        host, port_text = (match.group("host"), match.group("port") or "") if match else ("", "")
+    port = int(port_text) if port_text else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"webhook allowlist entry {entry!r} has an invalid port")
+    host = host.rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host)), port
+    except ValueError:
+        pass
+    name = host.removeprefix("*.")
+    if text.startswith("[") or not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", name):
+        raise ValueError(f"webhook allowlist entry {entry!r} is not a host, *.suffix or IP")
+    return host, port
 
 
 def _host_matches(host: str, pattern: str) -> bool:

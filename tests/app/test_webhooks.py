@@ -225,6 +225,14 @@ def test_request_time_check_skips_dns_but_not_the_rest():
             policy.check(url, resolve_dns=False)
 
 
+@pytest.mark.parametrize(
+    "entry", ["*", "[not-ipv6]", "hooks.example.com:70000", "a b.com", "[::1]x"]
+)
+def test_malformed_allowlist_entries_fail_at_start_up(entry: str):
+    with pytest.raises(ValueError, match="allowlist entry"):
+        WebhookPolicy(allowlist=("hooks.example.com", entry))
+
+
 def test_empty_allowlist_refuses_everything():
     with pytest.raises(WebhookURLError, match="allowlist"):
         check_webhook_url("https://public.example.com/hook", [], resolve=fake_dns)
