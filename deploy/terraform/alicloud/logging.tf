@@ -63,30 +63,40 @@ resource "alicloud_vpc_flow_log" "this" {
 }
 
 # SLS encrypts the logstores with the stack's key through this role (bring-your-own-key).
+data "alicloud_ram_policy_document" "sls_assume" {
+  version = "1"
+
+  statement {
+    effect = "Allow"
+    action = ["sts:AssumeRole"]
+
+    principal {
+      entity      = "Service"
+      identifiers = ["log.aliyuncs.com"]
+    }
+  }
+}
+
 resource "alicloud_ram_role" "sls_kms" {
   name        = "${var.name}-sls-kms"
   description = "SLS uses the Enclave KMS key to encrypt the logstores"
-  document = jsonencode({
-    Version = "1"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = ["log.aliyuncs.com"] }
-    }]
-  })
+  document    = data.alicloud_ram_policy_document.sls_assume.document
+}
+
+data "alicloud_ram_policy_document" "sls_kms" {
+  version = "1"
+
+  statement {
+    effect   = "Allow"
+    action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resource = [local.kms_key_arn]
+  }
 }
 
 resource "alicloud_ram_policy" "sls_kms" {
-  policy_name = "${var.name}-sls-kms"
-  description = "SLS encrypts the Enclave logstores with the stack's key"
-  policy_document = jsonencode({
-    Version = "1"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      Resource = [local.kms_key_arn]
-    }]
-  })
+  policy_name     = "${var.name}-sls-kms"
+  description     = "SLS encrypts the Enclave logstores with the stack's key"
+  policy_document = data.alicloud_ram_policy_document.sls_kms.document
 }
 
 resource "alicloud_ram_role_policy_attachment" "sls_kms" {

@@ -6,46 +6,61 @@
 locals {
   data_bucket_arn = "acs:oss:*:${local.account_id}:${local.data_bucket_name}"
   kms_key_arn     = "acs:kms:${local.region}:${local.account_id}:key/${alicloud_kms_key.this.id}"
-
-  ecs_assume_role_policy = jsonencode({
-    Version = "1"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = ["ecs.aliyuncs.com"] }
-    }]
-  })
 }
+
+data "alicloud_ram_policy_document" "ecs_assume" {
+  version = "1"
+
+  statement {
+    effect = "Allow"
+    action = ["sts:AssumeRole"]
+
+    principal {
+      entity      = "Service"
+      identifiers = ["ecs.aliyuncs.com"]
+    }
+  }
+}
+
+################################################################################
+# Workers: read inputs/ and models/, write outputs/.
+################################################################################
 
 resource "alicloud_ram_role" "worker" {
   name        = "${var.name}-worker"
   description = "Enclave GPU workers: read inputs/ and models/, write outputs/"
-  document    = local.ecs_assume_role_policy
+  document    = data.alicloud_ram_policy_document.ecs_assume.document
+}
+
+data "alicloud_ram_policy_document" "worker" {
+  version = "1"
+
+  statement {
+    effect = "Allow"
+    action = ["oss:GetObject"]
+    resource = [
+      "${local.data_bucket_arn}/${local.prefixes.inputs}*",
+      "${local.data_bucket_arn}/${local.prefixes.models}*",
+    ]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["oss:PutObject"]
+    resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resource = [local.kms_key_arn]
+  }
 }
 
 resource "alicloud_ram_policy" "worker" {
-  policy_name = "${var.name}-worker"
-  description = "Enclave GPU workers: read inputs/ and models/, write outputs/"
-  policy_document = jsonencode({
-    Version = "1"
-    Statement = [
-      {
-        Effect   = "Allow"
-        Action   = ["oss:GetObject"]
-        Resource = ["${local.data_bucket_arn}/${local.prefixes.inputs}*", "${local.data_bucket_arn}/${local.prefixes.models}*"]
-      },
-      {
-        Effect   = "Allow"
-        Action   = ["oss:PutObject"]
-        Resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
-      },
-      {
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:GenerateDataKey"]
-        Resource = [local.kms_key_arn]
-      },
-    ]
-  })
+  policy_name     = "${var.name}-worker"
+  description     = "Enclave GPU workers: read inputs/ and models/, write outputs/"
+  policy_document = data.alicloud_ram_policy_document.worker.document
 }
 
 resource "alicloud_ram_role_policy_attachment" "worker" {
@@ -54,35 +69,42 @@ resource "alicloud_ram_role_policy_attachment" "worker" {
   policy_type = "Custom"
 }
 
+################################################################################
+# API: presigned uploads into inputs/, reads of outputs/.
+################################################################################
+
 resource "alicloud_ram_role" "api" {
   name        = "${var.name}-api"
   description = "Enclave API: presigned uploads to inputs/, reads of outputs/"
-  document    = local.ecs_assume_role_policy
+  document    = data.alicloud_ram_policy_document.ecs_assume.document
+}
+
+data "alicloud_ram_policy_document" "api" {
+  version = "1"
+
+  statement {
+    effect   = "Allow"
+    action   = ["oss:PutObject"]
+    resource = ["${local.data_bucket_arn}/${local.prefixes.inputs}*"]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["oss:GetObject"]
+    resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    resource = [local.kms_key_arn]
+  }
 }
 
 resource "alicloud_ram_policy" "api" {
-  policy_name = "${var.name}-api"
-  description = "Enclave API: presigned uploads to inputs/, reads of outputs/"
-  policy_document = jsonencode({
-    Version = "1"
-    Statement = [
-      {
-        Effect   = "Allow"
-        Action   = ["oss:PutObject"]
-        Resource = ["${local.data_bucket_arn}/${local.prefixes.inputs}*"]
-      },
-      {
-        Effect   = "Allow"
-        Action   = ["oss:GetObject"]
-        Resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
-      },
-      {
-        Effect   = "Allow"
-        Action   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
-        Resource = [local.kms_key_arn]
-      },
-    ]
-  })
+  policy_name     = "${var.name}-api"
+  description     = "Enclave API: presigned uploads to inputs/, reads of outputs/"
+  policy_document = data.alicloud_ram_policy_document.api.document
 }
 
 resource "alicloud_ram_role_policy_attachment" "api" {
