@@ -7,7 +7,7 @@ onnxruntime; they are imported when a session is created or a model materialised
 """
 
 from pipeline.models.manifest import KINDS, KindDefaults, ModelFile, ModelSpec, ModelTask
-from pipeline.models.registry import FileStatus, ModelRegistry, VerificationResult
+from pipeline.models.registry import ModelRegistry
 from pipeline.models.runtime import (
     PROVIDER_NAMES,
     ProviderChoice,
@@ -16,6 +16,7 @@ from pipeline.models.runtime import (
     resolve_providers,
     session_providers,
 )
+from pipeline.models.verification import FileStatus, VerificationResult
 
 __all__ = [
     "KINDS",

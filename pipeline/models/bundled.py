@@ -74,6 +74,17 @@ class BundledModel:
 
         return f"{self.recipe.value} v1 onnx=={onnx.__version__}"
 
+    def pinned_record(self) -> MaterialisedRecord:
+        """The record of a copied model: its files carry the pinned source hashes."""
+        return MaterialisedRecord(
+            files=tuple(
+                ModelFile(name, source.sha256)
+                for name, source in zip(self.files, self.sources, strict=True)
+            ),
+            source_sha256=tuple(source.sha256 for source in self.sources),
+            recipe=self.recipe_id,
+        )
+
     def spec(self, record: MaterialisedRecord | None) -> ModelSpec:
         """The model's spec; a derived file's hash is the one ``prepare`` recorded ("" before)."""
         if self.recipe is Recipe.COPY:

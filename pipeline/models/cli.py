@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.models.manifest import KINDS, ModelSpec, ModelTask
-from pipeline.models.registry import FileStatus, ModelRegistry, VerificationResult
+from pipeline.models.registry import ModelRegistry
+from pipeline.models.verification import FileStatus, VerificationResult
 
 MODEL_DIR_ENV = "ENCLAVE_MODEL_DIR"
 ALLOW_NON_COMMERCIAL_ENV = "ENCLAVE_ALLOW_NON_COMMERCIAL_MODELS"

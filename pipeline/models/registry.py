@@ -6,11 +6,8 @@ first use (or by ``enclave models prepare``); provisioned ones are copied in by
 ``enclave models add``. Nothing is ever downloaded.
 """
 
-import hashlib
 import logging
 import re
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from pipeline.errors import (
@@ -24,7 +21,6 @@ from pipeline.models.bundled import (
     BUNDLED_MODELS,
     BundledModel,
     Recipe,
-    derive,
     find_bundled,
     locate_source,
     materialise,
@@ -33,7 +29,6 @@ from pipeline.models.contracts import check_contract
 from pipeline.models.manifest import (
     KINDS,
     InstalledManifest,
-    MaterialisedRecord,
     ModelFile,
     ModelSpec,
     ModelTask,
@@ -42,34 +37,11 @@ from pipeline.models.manifest import (
     read_manifest,
     sha256_of,
 )
+from pipeline.models.verification import VerificationResult, verify_model_dir
 
 logger = logging.getLogger(__name__)
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-
-
-class FileStatus(StrEnum):
-    OK = "ok"
-    MISSING = "missing"
-    MISMATCH = "mismatch"
-    NOT_PREPARED = "not prepared"
-    """A bundled file not written yet; the registry creates it on first use."""
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    model: str
-    file: str
-    status: FileStatus
-    expected: str
-    actual: str | None
-    bundled: bool
-    detail: str = ""
-
-    @property
-    def failed(self) -> bool:
-        """True when the model cannot be used as it is (a bundled file not written yet can)."""
-        return self.status in (FileStatus.MISSING, FileStatus.MISMATCH)
 
 
 class ModelRegistry:
@@ -227,15 +199,7 @@ class ModelRegistry:
 
     def verify(self) -> list[VerificationResult]:
         """Hash every file of every model; never changes the directory."""
-        manifest = read_manifest(self.model_dir)
-        results: list[VerificationResult] = []
-        for model in BUNDLED_MODELS:
-            results.extend(self._verify_bundled(model, manifest))
-        for name in sorted(manifest.provisioned):
-            spec = manifest.provisioned[name]
-            for file in spec.files:
-                results.append(self._verify_file(spec, file, FileStatus.MISSING))
-        return results
+        return verify_model_dir(self.model_dir, read_manifest(self.model_dir))
 
     # -- internals ---------------------------------------------------------------------
 
@@ -280,7 +244,7 @@ class ModelRegistry:
                     logger.info("materialising bundled model %s in %s", model.name, self.model_dir)
                     manifest.materialised[model.name] = materialise(model, self.model_dir)
                 elif model.name not in manifest.materialised:
-                    manifest.materialised[model.name] = _copy_record(model)
+                    manifest.materialised[model.name] = model.pinned_record()
                 return model.spec(manifest.materialised[model.name])
         except OSError as error:
             raise ModelError(
@@ -318,76 +282,3 @@ class ModelRegistry:
                     "`enclave models add`."
                 )
             )
-
-    def _verify_bundled(
-        self, model: BundledModel, manifest: InstalledManifest
-    ) -> list[VerificationResult]:
-        record = manifest.materialised.get(model.name)
-        spec = model.spec(record)
-        if model.recipe is not Recipe.COPY and record is None:
-            return [
-                self._verify_file(
-                    spec, ModelFile(name, ""), FileStatus.NOT_PREPARED, "no recorded hash yet"
-                )
-                for name in model.files
-            ]
-        results = [self._verify_file(spec, file, FileStatus.NOT_PREPARED) for file in spec.files]
-        if record is not None and model.recipe is not Recipe.COPY:
-            if record.recipe != model.recipe_id:
-                return [
-                    VerificationResult(
-                        r.model,
-                        r.file,
-                        FileStatus.NOT_PREPARED if r.status is FileStatus.OK else r.status,
-                        r.expected,
-                        r.actual,
-                        True,
-                        f"recorded by {record.recipe}; next use re-creates it",
-                    )
-                    for r in results
-                ]
-            # the recorded hash is only as good as the manifest file: re-derive to check it
-            derived = [hashlib.sha256(content).hexdigest() for content in derive(model)]
-            results = [
-                result
-                if derived_hash == result.expected
-                else VerificationResult(
-                    result.model,
-                    result.file,
-                    FileStatus.MISMATCH,
-                    derived_hash,
-                    result.actual,
-                    True,
-                    "the manifest's recorded hash differs from one re-derived from the package",
-                )
-                for result, derived_hash in zip(results, derived, strict=True)
-            ]
-        return results
-
-    def _verify_file(
-        self, spec: ModelSpec, file: ModelFile, when_missing: FileStatus, detail: str = ""
-    ) -> VerificationResult:
-        path = self.model_dir / file.name
-        if not path.is_file():
-            return VerificationResult(
-                spec.name, file.name, when_missing, file.sha256, None, spec.bundled, detail
-            )
-        actual = sha256_of(path)
-        if not file.sha256:
-            status = when_missing
-        else:
-            status = FileStatus.OK if actual == file.sha256 else FileStatus.MISMATCH
-        return VerificationResult(
-            spec.name, file.name, status, file.sha256, actual, spec.bundled, detail
-        )
-
-
-def _copy_record(model: BundledModel) -> MaterialisedRecord:
-    return MaterialisedRecord(
-        files=tuple(
-            ModelFile(name, source.sha256)
-            for name, source in zip(model.files, model.sources, strict=True)
-        ),
-        source_sha256=tuple(source.sha256 for source in model.sources),
-        recipe=model.recipe_id,
-    )
