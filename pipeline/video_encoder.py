@@ -1,0 +1,229 @@
+"""The encoding end of a transcode: container and encoder choice, options, and the writer.
+
+The writer is configured from the first processed frame (a processor may upscale), writes
+frames at exactly ``1/fps`` apart so frame count and duration match the source, and muxes
+the audio in step with the video.
+"""
+
+import contextlib
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import av.container
+import av.error
+import cv2
+import numpy as np
+from av.video.stream import VideoStream
+
+from pipeline.errors import CorruptMediaError, InputError, PipelineError, UnsupportedMediaError
+from pipeline.soundtrack import Soundtrack
+from pipeline.stages import Channel, End
+from pipeline.types import VisionFrame
+
+if TYPE_CHECKING:
+    from pipeline.video import VideoEncoding
+
+_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+_WEBM_ENCODERS = {"libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"}
+PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+# libvpx has no x264-style presets: (deadline, cpu-used) by the same speed ladder.
+_VPX_SPEED = {
+    "ultrafast": ("realtime", "8"),
+    "superfast": ("realtime", "8"),
+    "veryfast": ("realtime", "7"),
+    "faster": ("good", "5"),
+    "fast": ("good", "4"),
+    "medium": ("good", "3"),
+    "slow": ("good", "2"),
+    "slower": ("good", "1"),
+    "veryslow": ("good", "0"),
+}
+
+
+def output_format(path: Path, encoder: str) -> tuple[str, str]:
+    """The container (from the suffix) and the encoder that will really be used."""
+    container_format = _CONTAINERS.get(path.suffix.lower())
+    if container_format is None:
+        raise UnsupportedMediaError(
+            f"cannot write {path.name}: the suffix must be one of {', '.join(_CONTAINERS)}"
+        )
+    if container_format == "webm" and encoder not in _WEBM_ENCODERS:
+        encoder = "libvpx-vp9"  # WebM carries only VP8/VP9/AV1
+    try:
+        codec = av.Codec(encoder, "w")
+    except ValueError as error:
+        raise InputError(f"the video encoder {encoder!r} is not available here") from error
+    if codec.type != "video":
+        raise InputError(f"{encoder!r} is not a video encoder")
+    return container_format, encoder
+
+
+def encoder_options(encoder: str, quality: int, preset: str) -> dict[str, str]:
+    """FFmpeg options for ``encoder`` at ``quality`` (0-100) and an x264-style ``preset``."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    quality = min(100, max(0, quality))
+    if encoder in ("libx264", "libx265"):
+        options = {"crf": str(round(51 - quality * 0.51)), "preset": preset}
+        if encoder == "libx265":
+            options["x265-params"] = "log-level=error"
+        return options
+    if encoder == "libvpx-vp9":
+        deadline, cpu_used = _VPX_SPEED[preset]
+        crf = str(round(63 - quality * 0.63))
+        return {"crf": crf, "b": "0", "deadline": deadline, "cpu-used": cpu_used, "row-mt": "1"}
+    return {}
+
+
+def _bit_rate(width: int, height: int, fps: Fraction, quality: int) -> int:
+    """A bit rate for encoders without a constant-quality mode: 0.02-0.3 bits per pixel."""
+    bits_per_pixel = 0.02 + 0.28 * min(100, max(0, quality)) / 100
+    return int(width * height * float(fps) * bits_per_pixel)
+
+
+class VideoWriter:
+    """Writes processed frames (and the source's audio) into ``path``."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        container_format: str,
+        encoder: str,
+        fps: Fraction,
+        encoding: "VideoEncoding",
+        audio_source: Path | None,
+        video_start: float,
+    ) -> None:
+        self._path = path
+        self._format = container_format
+        self._encoder = encoder
+        self._fps = fps
+        self._encoding = encoding
+        self._audio_source = audio_source
+        self._video_start = video_start
+        self._options = encoder_options(encoder, encoding.quality, encoding.preset)
+        self._container: av.container.OutputContainer | None = None
+        self._stream: VideoStream | None = None
+        self._soundtrack: Soundtrack | None = None
+        self._size: tuple[int, int] | None = None
+        self.frames = 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self._soundtrack is not None
+
+    def consume(self, frames: Channel[VisionFrame]) -> int:
+        """Encode frames until the channel ends; returns how many were written."""
+        try:
+            while not isinstance(frame := frames.get(), End):
+                self.write(frame)
+            self.finish()
+        finally:
+            self.abort()
+        return self.frames
+
+    def write(self, frame: VisionFrame) -> None:
+        if self._container is None:
+            self._open(frame)
+        if self._stream is None or self._container is None:
+            raise RuntimeError("the writer was not opened")
+        if (frame.shape[1], frame.shape[0]) != self._size:
+            raise ValueError(
+                f"processed frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, "
+                f"but the first was {self._size[0]}x{self._size[1]}"  # type: ignore[index]
+            )
+        video_frame = av.VideoFrame.from_ndarray(_even(frame), format="bgr24")
+        video_frame.pts = self.frames
+        video_frame.time_base = 1 / self._fps
+        with _writing_video():
+            self._container.mux(self._stream.encode(video_frame))
+        self.frames += 1
+        if self._soundtrack is not None:
+            with _reading_audio(self._audio_source):
+                self._soundtrack.write_until(self._container, float(self.frames / self._fps))
+
+    def finish(self) -> None:
+        if self._container is None or self._stream is None:
+            return
+        with _writing_video():
+            self._container.mux(self._stream.encode(None))
+        if self._soundtrack is not None:
+            with _reading_audio(self._audio_source):
+                self._soundtrack.finish(self._container, float(self.frames / self._fps))
+        with _writing_video():
+            self._container.close()
+        self._container = None
+
+    def abort(self) -> None:
+        """Release everything; a no-op after :meth:`finish`."""
+        if self._soundtrack is not None:
+            self._soundtrack.close()
+        if self._container is not None:
+            with contextlib.suppress(av.error.FFmpegError):
+                self._container.close()
+            self._container = None
+
+    def _open(self, frame: VisionFrame) -> None:
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(
+                f"processed frames must be HxWx3 uint8, got {frame.shape} {frame.dtype}"
+            )
+        self._size = (frame.shape[1], frame.shape[0])
+        width, height = frame.shape[1] + frame.shape[1] % 2, frame.shape[0] + frame.shape[0] % 2
+        with _writing_video():
+            container = av.open(str(self._path), mode="w", format=self._format)
+        self._container = container
+        stream = container.add_stream(self._encoder, rate=self._fps, options=self._options)
+        if not isinstance(stream, VideoStream):
+            raise InputError(f"{self._encoder!r} is not a video encoder")
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = 1 / self._fps
+        if not self._options:
+            stream.bit_rate = _bit_rate(width, height, self._fps, self._encoding.quality)
+        if self._encoder == "libx265" and self._format in ("mp4", "mov"):
+            stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
+        self._stream = stream
+        if self._audio_source is not None:
+            with _reading_audio(self._audio_source):
+                self._soundtrack = Soundtrack(self._audio_source, self._format, self._video_start)
+                self._soundtrack.add_to(container)
+
+
+def _even(frame: VisionFrame) -> VisionFrame:
+    """Pad an odd width or height by one replicated pixel: yuv420p needs even sizes."""
+    height, width = frame.shape[:2]
+    if width % 2 == 0 and height % 2 == 0:
+        return frame
+    padded = cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+    return np.asarray(padded, dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def _writing_video() -> Iterator[None]:
+    try:
+        yield
+    except av.error.FFmpegError as error:
+        raise PipelineError(f"could not write the output video: {error}") from error
+
+
+@contextlib.contextmanager
+def _reading_audio(source: Path | None) -> Iterator[None]:
+    try:
+        yield
+    except av.error.FFmpegError as error:
+        name = source.name if source else "the source"
+        raise CorruptMediaError(f"the audio of {name} could not be read: {error}") from error

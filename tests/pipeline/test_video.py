@@ -1,0 +1,421 @@
+"""Videos stream through decode → process → encode keeping frame count, rate, duration and
+sound; failures and cancellation leave no output and no threads behind."""
+
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.errors import (
+    CorruptMediaError,
+    InputError,
+    MediaTooLargeError,
+    ProcessingCanceled,
+    UnsupportedMediaError,
+)
+from pipeline.options import Limits
+from pipeline.video import (
+    FALLBACK_FPS,
+    VideoEncoding,
+    VideoInfo,
+    iter_frames,
+    probe_video,
+    transcode_video,
+)
+from tests.pipeline.media_fixtures import (
+    MEGAMIND,
+    astronaut_bgr,
+    audio_samples,
+    beep,
+    clip_facts,
+    first_loud_second,
+    make_audio_only,
+    make_clip,
+    panning_frames,
+    require_media,
+    t1_bgr,
+)
+
+LIMITS = Limits()
+NTSC = Fraction(30000, 1001)
+
+
+def identity(frame: np.ndarray, _index: int) -> np.ndarray:
+    return frame
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="module")
+def clip(media) -> Path:
+    """40 frames of 320x240 at 29.97 fps panning across t1.jpg, with a sine soundtrack."""
+    return make_clip(media / "t1.mp4", panning_frames(t1_bgr(), 40), fps=NTSC)
+
+
+@pytest.fixture(scope="module")
+def beeping_clip(media) -> Path:
+    """50 frames at 25 fps (2 s) of the astronaut; the audio beeps from 1.0 s to 1.2 s."""
+    frames = panning_frames(astronaut_bgr(), 50)
+    return make_clip(media / "beep.mp4", frames, fps=Fraction(25), tone=beep(1.0, 1.2))
+
+
+def _assert_same_timing(output: Path, frames: int, fps: Fraction) -> None:
+    facts = clip_facts(output)
+    assert facts.frames == frames
+    assert abs(float(facts.fps) - float(fps)) < 0.01
+    assert abs(facts.duration - frames / float(fps)) <= 1 / float(fps)
+
+
+def _stage_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("enclave-video")]
+
+
+def _leftovers(directory: Path, keep: set[str]) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name not in keep)
+
+
+# --- probing --------------------------------------------------------------------------------
+
+
+def test_probe_describes_the_clip(clip):
+    info = probe_video(clip, LIMITS)
+    assert info == VideoInfo(
+        width=320,
+        height=240,
+        fps=NTSC,
+        frame_count=40,
+        duration=pytest.approx(40 / float(NTSC), abs=0.001),
+        has_audio=True,
+        video_codec="h264",
+    )
+
+
+def test_iter_frames_yields_every_frame_as_bgr(clip):
+    frames = list(iter_frames(clip, LIMITS))
+    assert len(frames) == 40
+    assert all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in frames)
+    expected = next(panning_frames(t1_bgr(), 40))
+    assert cv2.PSNR(frames[0], expected) > 30
+
+
+def test_audio_only_file_has_no_video_stream(tmp_path):
+    sound = make_audio_only(tmp_path / "voice.m4a")
+    with pytest.raises(UnsupportedMediaError, match="has no video stream"):
+        probe_video(sound, LIMITS)
+    with pytest.raises(UnsupportedMediaError, match="has no video stream"):
+        transcode_video(sound, tmp_path / "out.mp4", identity, VideoEncoding(), LIMITS)
+    assert _leftovers(tmp_path, {"voice.m4a"}) == []
+
+
+def test_video_over_the_limits_is_refused(clip, tmp_path):
+    with pytest.raises(MediaTooLargeError, match="320x240"):
+        probe_video(clip, Limits(max_video_pixels=320 * 240 - 1))
+    with pytest.raises(MediaTooLargeError, match=r"lasts 1\.3 s"):
+        transcode_video(
+            clip, tmp_path / "out.mp4", identity, VideoEncoding(), Limits(max_video_seconds=1)
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_video_is_corrupt(clip, tmp_path):
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: gone
+    with pytest.raises(CorruptMediaError):
+        transcode_video(cut, tmp_path / "out.mp4", identity, VideoEncoding(), LIMITS)
+    assert _leftovers(tmp_path, {"cut.mp4"}) == []
+
+
+def test_video_cut_short_after_its_index_is_corrupt(tmp_path):
+    clip = make_clip(tmp_path / "clip.avi", encoder="mpeg4", with_audio=False)
+    cut = tmp_path / "cut.avi"
+    # AVI keeps its frame count in the header; losing the second half loses half the frames.
+    cut.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with pytest.raises(CorruptMediaError, match="truncated"):
+        transcode_video(cut, tmp_path / "out.mp4", identity, VideoEncoding(), LIMITS)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_text_named_like_a_video_is_corrupt_and_missing_file_is_an_input_error(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("definitely not a video\n")
+    with pytest.raises(CorruptMediaError, match=r"fake\.mp4"):
+        probe_video(fake, LIMITS)
+    with pytest.raises(InputError, match="cannot read"):
+        probe_video(tmp_path / "absent.mp4", LIMITS)
+
+
+# --- transcoding keeps what a viewer notices ------------------------------------------------
+
+
+def test_identity_transcode_keeps_frames_rate_duration_audio_and_picture(clip, tmp_path):
+    seen: list[int] = []
+    progress: list[tuple[int, int]] = []
+
+    def record(frame: np.ndarray, index: int) -> np.ndarray:
+        seen.append(index)
+        return frame
+
+    output = tmp_path / "out.mp4"
+    result = transcode_video(
+        clip, output, record, VideoEncoding(), LIMITS, on_progress=lambda *p: progress.append(p)
+    )
+    assert seen == list(range(40))
+    assert progress[-1] == (40, 40)
+    assert (result.frames_in, result.frames_out, result.fps, result.has_audio) == (
+        40,
+        40,
+        NTSC,
+        True,
+    )
+    _assert_same_timing(output, 40, NTSC)
+    facts = clip_facts(output)
+    assert facts.audio_codec == "aac"
+    assert facts.audio_duration == pytest.approx(facts.duration, abs=1 / 30)
+    before, after = next(iter_frames(clip, LIMITS)), next(iter_frames(output, LIMITS))
+    assert cv2.PSNR(before, after) > 30
+    assert _leftovers(tmp_path, {"out.mp4"}) == []
+
+
+def test_megamind_keeps_frames_rate_duration_and_its_ac3_audio(tmp_path):
+    source = require_media(MEGAMIND)
+    info = probe_video(source, LIMITS)
+    assert info.has_audio
+    output = tmp_path / "megamind.mp4"
+    result = transcode_video(source, output, identity, VideoEncoding(preset="ultrafast"), LIMITS)
+    source_facts = clip_facts(source)
+    assert result.frames_out == source_facts.frames == 270
+    _assert_same_timing(output, source_facts.frames, source_facts.fps)
+    facts = clip_facts(output)
+    assert abs(facts.duration - source_facts.duration) <= 1 / float(source_facts.fps)
+    # MP4 takes AC-3 as it is, so the sound is copied, not re-encoded.
+    assert facts.audio_codec == "ac3"
+
+
+def test_output_appears_only_when_complete(clip, tmp_path):
+    output = tmp_path / "out.mp4"
+
+    def check(frame: np.ndarray, index: int) -> np.ndarray:
+        assert not output.exists()
+        return frame
+
+    transcode_video(clip, output, check, VideoEncoding(), LIMITS)
+    assert output.exists()
+
+
+def test_trim_keeps_the_window_and_its_sound_in_sync(beeping_clip, tmp_path):
+    seen: list[int] = []
+
+    def record(frame: np.ndarray, index: int) -> np.ndarray:
+        seen.append(index)
+        return frame
+
+    output = tmp_path / "trimmed.mp4"
+    encoding = VideoEncoding(trim_frame_start=10, trim_frame_end=45)
+    result = transcode_video(beeping_clip, output, record, encoding, LIMITS)
+    assert seen == list(range(10, 45))
+    assert result.frames_out == 35
+    _assert_same_timing(output, 35, Fraction(25))
+    samples, rate = audio_samples(output)
+    # The beep at 1.0 s in the source must sound at 1.0 - 10/25 = 0.6 s in the output...
+    assert first_loud_second(samples, rate) == pytest.approx(0.6, abs=0.01)
+    # ...and the sound must stop with the picture.
+    assert len(samples) / rate == pytest.approx(1.4, abs=0.05)
+
+
+def test_trim_end_past_the_last_frame_means_to_the_end(clip, tmp_path):
+    result = transcode_video(
+        clip,
+        tmp_path / "o.mp4",
+        identity,
+        VideoEncoding(trim_frame_start=30, trim_frame_end=99),
+        LIMITS,
+    )
+    assert result.frames_out == 10
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "message"),
+    [(40, None, "past the end"), (10, 10, "must be after"), (-1, None, "negative")],
+)
+def test_impossible_trim_is_refused(clip, tmp_path, start, end, message):
+    encoding = VideoEncoding(trim_frame_start=start, trim_frame_end=end)
+    with pytest.raises(InputError, match=message):
+        transcode_video(clip, tmp_path / "o.mp4", identity, encoding, LIMITS)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_keep_fps_the_output_is_25_fps_with_the_same_duration(
+    beeping_clip, media, tmp_path
+):
+    source = make_clip(media / "ntsc.mp4", panning_frames(astronaut_bgr(), 60), fps=NTSC)
+    output = tmp_path / "25.mp4"
+    result = transcode_video(source, output, identity, VideoEncoding(keep_fps=False), LIMITS)
+    assert result.fps == FALLBACK_FPS == Fraction(25)
+    source_seconds = 60 / float(NTSC)
+    facts = clip_facts(output)
+    assert facts.fps == Fraction(25)
+    assert facts.frames == result.frames_out == 51  # ceil(2.002 s x 25)
+    assert abs(facts.duration - source_seconds) <= 1 / 25
+
+
+def test_a_processor_that_upscales_sets_the_output_size(clip, tmp_path):
+    output = tmp_path / "x2.mp4"
+
+    def upscale(frame: np.ndarray, _index: int) -> np.ndarray:
+        return cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+
+    transcode_video(clip, output, upscale, VideoEncoding(), LIMITS)
+    facts = clip_facts(output)
+    assert (facts.width, facts.height) == (640, 480)
+    _assert_same_timing(output, 40, NTSC)
+
+
+def test_odd_sizes_are_padded_to_even_by_one_pixel(clip, tmp_path):
+    output = tmp_path / "odd.mp4"
+    transcode_video(clip, output, lambda f, _i: f[:121, :161], VideoEncoding(), LIMITS)
+    facts = clip_facts(output)
+    assert (facts.width, facts.height) == (162, 122)
+    first = next(iter_frames(output, LIMITS))
+    assert cv2.PSNR(first[:121, :161], next(iter_frames(clip, LIMITS))[:121, :161]) > 30
+
+
+@pytest.mark.parametrize(
+    ("suffix", "encoder", "video_codec", "audio_codec"),
+    [
+        (".webm", "libx264", "vp9", "opus"),  # WebM cannot carry H.264: VP9 is used
+        (".mkv", "libx265", "hevc", "aac"),
+        (".mov", "mpeg4", "mpeg4", "aac"),
+    ],
+)
+def test_containers_and_encoders(clip, tmp_path, suffix, encoder, video_codec, audio_codec):
+    output = tmp_path / f"out{suffix}"
+    transcode_video(clip, output, identity, VideoEncoding(encoder=encoder), LIMITS)
+    info = probe_video(output, LIMITS)
+    assert info.video_codec == video_codec
+    assert clip_facts(output).audio_codec == audio_codec
+    _assert_same_timing(output, 40, NTSC)
+
+
+def test_quality_changes_the_size(clip, tmp_path):
+    low, high = tmp_path / "low.mp4", tmp_path / "high.mp4"
+    transcode_video(clip, low, identity, VideoEncoding(quality=10), LIMITS)
+    transcode_video(clip, high, identity, VideoEncoding(quality=95), LIMITS)
+    assert low.stat().st_size * 3 < high.stat().st_size
+
+
+def test_video_without_audio_stays_silent(tmp_path):
+    source = make_clip(tmp_path / "silent.mkv", size=(64, 48), with_audio=False)
+    result = transcode_video(source, tmp_path / "out.mp4", identity, VideoEncoding(), LIMITS)
+    assert not result.has_audio
+    assert clip_facts(tmp_path / "out.mp4").audio_codec is None
+
+
+@pytest.mark.parametrize(
+    ("name", "encoding", "error", "message"),
+    [
+        ("out.avi", VideoEncoding(), UnsupportedMediaError, "suffix must be one of"),
+        ("out.mp4", VideoEncoding(encoder="no-such-encoder"), InputError, "not available"),
+        ("out.mp4", VideoEncoding(encoder="aac"), InputError, "not a video encoder"),
+        ("out.mp4", VideoEncoding(preset="warp"), InputError, "unknown preset"),
+    ],
+)
+def test_bad_output_settings_are_refused_before_any_work(
+    clip, tmp_path, name, encoding, error, message
+):
+    calls: list[int] = []
+
+    def count(frame: np.ndarray, index: int) -> np.ndarray:
+        calls.append(index)
+        return frame
+
+    with pytest.raises(error, match=message):
+        transcode_video(clip, tmp_path / name, count, encoding, LIMITS)
+    assert calls == []
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- failure and cancellation ---------------------------------------------------------------
+
+
+def test_cancel_midway_stops_and_leaves_nothing(clip, tmp_path):
+    processed: list[int] = []
+
+    def record(frame: np.ndarray, index: int) -> np.ndarray:
+        processed.append(index)
+        return frame
+
+    with pytest.raises(ProcessingCanceled):
+        transcode_video(
+            clip,
+            tmp_path / "out.mp4",
+            record,
+            VideoEncoding(),
+            LIMITS,
+            should_cancel=lambda: len(processed) >= 10,
+        )
+    assert len(processed) == 10
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
+class ModelCrashError(RuntimeError):
+    pass
+
+
+def test_an_error_in_the_processor_propagates_and_leaves_nothing(clip, tmp_path):
+    previous = tmp_path / "out.mp4"
+    previous.write_bytes(b"last week's result")
+
+    def crash(frame: np.ndarray, index: int) -> np.ndarray:
+        if index == 7:
+            raise ModelCrashError("the model fell over on frame 7")
+        return frame
+
+    with pytest.raises(ModelCrashError, match="frame 7"):
+        transcode_video(clip, previous, crash, VideoEncoding(), LIMITS)
+    assert previous.read_bytes() == b"last week's result"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert _stage_threads() == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda f: f.astype(np.float32), "uint8"),
+        (lambda f: f[:, :, 0], "HxWx3"),
+    ],
+)
+def test_a_processor_returning_a_non_image_is_refused(clip, tmp_path, bad, message):
+    with pytest.raises(ValueError, match=message):
+        transcode_video(clip, tmp_path / "o.mp4", lambda f, _i: bad(f), VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
+def test_a_processor_changing_size_midway_is_refused(clip, tmp_path):
+    def shrink_later(frame: np.ndarray, index: int) -> np.ndarray:
+        return frame if index < 5 else frame[:100, :100]
+
+    with pytest.raises(ValueError, match="processed frame 5 is 100x100"):
+        transcode_video(clip, tmp_path / "o.mp4", shrink_later, VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
+def test_interrupt_during_processing_leaves_nothing(clip, tmp_path):
+    def interrupt(frame: np.ndarray, index: int) -> np.ndarray:
+        if index == 3:
+            raise KeyboardInterrupt
+        return frame
+
+    with pytest.raises(KeyboardInterrupt):
+        transcode_video(clip, tmp_path / "o.mp4", interrupt, VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
