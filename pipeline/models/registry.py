@@ -8,6 +8,7 @@ first use (or by ``enclave models prepare``); provisioned ones are copied in by
 
 import logging
 import re
+import threading
 from pathlib import Path
 
 from pipeline.errors import (
@@ -43,17 +44,22 @@ logger = logging.getLogger(__name__)
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 
+# Facts about files, not loaded models: a worker that builds a registry per job should not
+# re-hash hundreds of megabytes of weights each time. Any write changes size or mtime.
+_HASHES_SEEN: dict[tuple[str, int, int], str] = {}
+_HASHES_LOCK = threading.Lock()
+
 
 class ModelRegistry:
     """Bundled and provisioned models of one model directory.
 
-    Keep one registry per process: it remembers which files it has already hashed.
+    File hashes are remembered for the process by (path, size, mtime), so building a
+    registry per job is cheap.
     """
 
     def __init__(self, model_dir: Path, *, allow_non_commercial: bool = False) -> None:
         self.model_dir = model_dir
         self.allow_non_commercial = allow_non_commercial
-        self._verified: dict[tuple[str, int, int], str] = {}
 
     # -- what exists -------------------------------------------------------------------
 
@@ -266,10 +272,12 @@ class ModelRegistry:
                 )
             ) from None
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        actual = self._verified.get(key)
+        with _HASHES_LOCK:
+            actual = _HASHES_SEEN.get(key)
         if actual is None:
             actual = sha256_of(path)
-            self._verified[key] = actual
+            with _HASHES_LOCK:
+                _HASHES_SEEN[key] = actual
         if actual != expected:
             raise ModelIntegrityError(
                 f"model {spec.name!r}: file {path} has SHA-256 {actual}, expected {expected}; "
