@@ -47,6 +47,7 @@ FrameProcessor = Callable[[VisionFrame, int], VisionFrame]
 FALLBACK_FPS = Fraction(25)  # keep_fps=False: FaceFusion's historical extraction rate
 QUEUE_FRAMES = 4  # frames buffered between two stages: enough to overlap them, flat in length
 _MAX_SANE_FPS = 1000
+_PROBE_PACKETS = 500  # a first frame that needs more packets than this is not coming
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class VideoInfo:
     duration: float  # seconds
     has_audio: bool
     video_codec: str
+    rotation: int = 0  # degrees counterclockwise applied to decoded frames (display matrix)
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,9 @@ def probe_video(path: Path, limits: Limits) -> VideoInfo:
 
 
 def iter_frames(path: Path, limits: Limits) -> Iterator[VisionFrame]:
-    """Yield every frame of ``path`` as BGR, one at a time."""
+    """Yield every frame of ``path`` as BGR, upright, one at a time."""
+    info = probe_video(path, limits)
     with _opened(path) as container:
-        info = _describe(container, path.name, limits)
         yield from _decoded_frames(container, info, path.name)
 
 
@@ -221,6 +223,9 @@ def _describe(container: av.container.InputContainer, name: str, limits: Limits)
         raise MediaTooLargeError(
             f"{name} lasts {duration:.1f} s; the limit is {limits.max_video_seconds:.0f} s"
         )
+    rotation = _display_rotation(container, name)
+    if rotation % 180:
+        width, height = height, width
     return VideoInfo(
         width=width,
         height=height,
@@ -229,7 +234,27 @@ def _describe(container: av.container.InputContainer, name: str, limits: Limits)
         duration=duration,
         has_audio=bool(container.streams.audio),
         video_codec=stream.codec_context.name,
+        rotation=rotation,
     )
+
+
+def _display_rotation(container: av.container.InputContainer, name: str) -> int:
+    """The rotation phones record in the display matrix, read from the first frame.
+
+    FFmpeg's command line turns such videos upright; so do we, or a portrait clip would be
+    processed (and its faces searched) lying on its side.
+    """
+    stream = container.streams.video[0]
+    for index, packet in enumerate(container.demux(stream)):
+        if index >= _PROBE_PACKETS:
+            break
+        try:
+            frames = packet.decode()
+        except av.error.InvalidDataError:
+            continue
+        if frames:
+            return round(frames[0].rotation / 90) * 90 % 360
+    raise CorruptMediaError(f"{name} has no decodable video frame")
 
 
 def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
@@ -287,9 +312,14 @@ def _decode_stage(
     return count
 
 
-def _bgr(frame: av.VideoFrame, info: VideoInfo) -> VisionFrame:
-    array = frame.to_ndarray(format="bgr24", width=info.width, height=info.height)
-    return np.asarray(array, dtype=np.uint8)
+def _upright_bgr(frame: av.VideoFrame, info: VideoInfo) -> VisionFrame:
+    turns = info.rotation // 90
+    width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
+    # Scaling to the probed size keeps a stream whose resolution changes encodable.
+    array: VisionFrame = np.asarray(
+        frame.to_ndarray(format="bgr24", width=width, height=height), dtype=np.uint8
+    )
+    return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
 
 def _decoded_frames(
@@ -305,8 +335,7 @@ def _decoded_frames(
         except av.error.InvalidDataError:
             continue  # one damaged packet costs a frame, as with FFmpeg; the count below tells
         for frame in frames:
-            # Scaling to the probed size keeps a stream whose resolution changes encodable.
-            yield _bgr(frame, info)
+            yield _upright_bgr(frame, info)
             count += 1
     if count == 0:
         raise CorruptMediaError(f"{name} has no decodable video frame")

@@ -83,12 +83,14 @@ def make_clip(
     encoder: str = "libx264",
     audio_encoder: str = "aac",
     tone: Callable[[np.ndarray], np.ndarray] | None = None,
+    display_rotation: int = 0,
 ) -> Path:
     """Write a clip (H.264 + AAC by default; container from the suffix) of ``frames``.
 
     Without ``frames``: 40 frames panning across the astronaut. Frames of another size are
     resized to ``size``. The audio lasts exactly as long as the video; ``tone`` maps sample
     times (seconds) to a mono signal in [-1, 1] (default: a 440 Hz sine).
+    ``display_rotation`` records a display matrix, as phones do for portrait clips.
     """
     if frames is None:
         frames = panning_frames(astronaut_bgr(), 40, size)
@@ -97,6 +99,8 @@ def make_clip(
         video = container.add_stream(encoder, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = 1 / fps
+        if display_rotation:
+            video.set_display_rotation(display_rotation)
         if encoder == "libx264":
             video.options = {"preset": "ultrafast", "crf": "18"}
         audio = None

@@ -104,6 +104,24 @@ def test_iter_frames_yields_every_frame_as_bgr(clip):
     assert cv2.PSNR(frames[0], expected) > 30
 
 
+def test_portrait_phone_video_is_turned_upright(tmp_path):
+    landscape = np.zeros((48, 96, 3), np.uint8)
+    landscape[:16, :16] = 255  # a white mark in the stored top-left corner
+    clip = make_clip(tmp_path / "phone.mp4", [landscape] * 6, size=(96, 48), display_rotation=90)
+    info = probe_video(clip, LIMITS)
+    assert (info.width, info.height, info.rotation) == (48, 96, 90)
+    upright = next(iter_frames(clip, LIMITS))
+    assert upright.shape == (96, 48, 3)
+    # Turned a quarter counterclockwise for display, the mark ends up bottom-left.
+    assert upright[-8:, :8].mean() > 200 and upright[:8, :8].mean() < 50
+
+    output = tmp_path / "out.mp4"
+    transcode_video(clip, output, identity, VideoEncoding(), LIMITS)
+    written = probe_video(output, LIMITS)
+    assert (written.width, written.height, written.rotation) == (48, 96, 0)
+    assert next(iter_frames(output, LIMITS))[-8:, :8].mean() > 200
+
+
 def test_audio_only_file_has_no_video_stream(tmp_path):
     sound = make_audio_only(tmp_path / "voice.m4a")
     with pytest.raises(UnsupportedMediaError, match="has no video stream"):
