@@ -1,0 +1,139 @@
+"""Who is calling: an ``Identity`` built from the TLS layer, and the middlewares that set it.
+
+The identity comes from the verified client certificate that the server put in the ASGI
+TLS extension. The one exception: when the socket peer is a configured trusted proxy that
+terminated mTLS, the certificate it forwards in ``forwarded_cert_header`` is used (and
+verified again). A header from any other peer is never read.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.security.config import SecuritySettings
+from app.security.context import IDENTITY_KEY, record_denial, request_identity, request_state
+from app.security.errors import ForwardedCertificateError
+from app.security.forwarded import ForwardedCertificateVerifier, forwarded_certificate_pem
+from app.security.network import NetworkPolicy, scope_client_address
+from app.security.problem import send_problem
+from app.security.roles import Role, RoleMapping, expand_roles
+from app.security.tls import CertificateSubject, describe_pem
+
+
+class AuthMethod(StrEnum):
+    MTLS = "mtls"  # a client certificate verified in this server's handshake
+    FORWARDED_MTLS = "forwarded_mtls"  # verified by a trusted proxy, re-verified here
+    INSECURE_DEV = "insecure_dev"  # plain HTTP on loopback, the configured dev identity
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The authenticated caller of one request."""
+
+    name: str
+    roles: frozenset[Role]
+    source: str
+    authenticated_by: AuthMethod
+    organizational_units: tuple[str, ...] = ()
+    certificate_fingerprint: str | None = None
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class IdentityResolver:
+    """Builds the ``Identity`` of a request from its scope, or says why it cannot."""
+
+    def __init__(
+        self,
+        settings: SecuritySettings,
+        *,
+        insecure_dev: bool = False,
+        dev_identity: str = "dev",
+    ) -> None:
+        self.settings = settings
+        self.policy = NetworkPolicy.from_settings(settings)
+        self.roles = RoleMapping(settings.roles_by_identity, settings.roles_by_ou)
+        self.insecure_dev = insecure_dev
+        self.dev_identity = dev_identity
+        self.forwarded_header = settings.forwarded_cert_header.encode("latin-1")
+        self.forwarded: ForwardedCertificateVerifier | None = None
+        if settings.trusted_proxies and settings.tls_ca is not None:
+            self.forwarded = ForwardedCertificateVerifier(settings.tls_ca, settings.tls_crl)
+
+    def resolve(self, scope: Scope) -> Identity | str:
+        """The caller's identity, or the reason (for the audit line) why there is none."""
+        address = scope_client_address(self.policy, scope)
+        source = str(address) if address else "unknown"
+        client = scope.get("client")
+        if client and self.policy.is_trusted_proxy(client[0]):
+            forwarded = [v for k, v in scope.get("headers", []) if k == self.forwarded_header]
+            if forwarded:
+                return self._from_forwarded(forwarded[-1].decode("latin-1"), source)
+        tls = (scope.get("extensions") or {}).get("tls")
+        chain = tls.get("client_cert_chain") if isinstance(tls, dict) else None
+        if chain:
+            return self._from_certificate(describe_pem(chain[0]), source, AuthMethod.MTLS)
+        if self.insecure_dev:
+            roles = self.roles.roles_for(self.dev_identity) or expand_roles({Role.ADMIN})
+            return Identity(self.dev_identity, roles, source, AuthMethod.INSECURE_DEV)
+        return "no verified client certificate on the connection"
+
+    def _from_forwarded(self, value: str, source: str) -> Identity | str:
+        if self.forwarded is None:
+            return "trusted proxies are configured without a CA bundle to verify forwarded certs"
+        try:
+            pem = forwarded_certificate_pem(value)
+            self.forwarded.verify(pem)
+        except ForwardedCertificateError as error:
+            return str(error)
+        return self._from_certificate(describe_pem(pem), source, AuthMethod.FORWARDED_MTLS)
+
+    def _from_certificate(
+        self, subject: CertificateSubject, source: str, method: AuthMethod
+    ) -> Identity | str:
+        name = subject.name(self.settings.identity_field)
+        if name is None:
+            return "the client certificate names no subject CN, SAN URI or DNS name"
+        return Identity(
+            name=name,
+            roles=self.roles.roles_for(name, subject.organizational_units),
+            source=source,
+            authenticated_by=method,
+            organizational_units=subject.organizational_units,
+            certificate_fingerprint=subject.fingerprint_sha256,
+        )
+
+
+class IdentityMiddleware:
+    """Records the caller's identity on the request (never refuses: see ``RequireIdentity…``)."""
+
+    def __init__(self, app: ASGIApp, resolver: IdentityResolver) -> None:
+        self.app = app
+        self.resolver = resolver
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            resolved = self.resolver.resolve(scope)
+            if isinstance(resolved, Identity):
+                request_state(scope)[IDENTITY_KEY] = resolved
+            else:
+                record_denial(scope, resolved)
+        await self.app(scope, receive, send)
+
+
+class RequireIdentityMiddleware:
+    """Answers 401 to any request without an identity, whatever route it asks for."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or request_identity(scope) is not None:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await send_problem(send, 401, "a verified client certificate is required")
