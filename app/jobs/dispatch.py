@@ -12,7 +12,7 @@ import multiprocessing
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.db import create_engine, create_session_factory
 from app.jobs.worker import (
@@ -147,3 +147,55 @@ class InProcessDispatcher:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+
+
+class CeleryDispatcher:
+    """Publishes job ids to RabbitMQ for ``enclave worker`` processes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._app: Any = None
+
+    async def start(self) -> None:
+        from app.jobs.celery_app import create_celery
+
+        self._app = create_celery(self._settings)
+
+    async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
+        from app.jobs.celery_app import RUN_JOB_TASK
+
+        app = self._require_app()
+        await asyncio.to_thread(
+            app.send_task, RUN_JOB_TASK, args=[str(job_id)], countdown=delay_s or None
+        )
+
+    async def check(self) -> None:
+        app = self._require_app()
+
+        def ping() -> None:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=3)
+
+        await asyncio.to_thread(ping)
+
+    async def close(self) -> None:
+        if self._app is not None:
+            app, self._app = self._app, None
+            await asyncio.to_thread(app.close)
+
+    def _require_app(self) -> Any:
+        if self._app is None:
+            raise RuntimeError("the Celery dispatcher is not started")
+        return self._app
+
+
+def build_dispatcher(
+    settings: Settings,
+    *,
+    process_file: ProcessFile = pipeline_process_file,
+    on_report: ReportListener | None = None,
+) -> Dispatcher:
+    """The dispatcher ``settings.dispatch`` names."""
+    if settings.dispatch == "celery":
+        return CeleryDispatcher(settings)
+    return InProcessDispatcher(settings, process_file=process_file, on_report=on_report)

@@ -103,7 +103,7 @@ async def list_jobs(
 async def count_jobs_by_state(session: AsyncSession) -> dict[JobState, int]:
     query = select(Job.state, func.count()).where(Job.deleted_at.is_(None)).group_by(Job.state)
     counts = {state: 0 for state in JobState}
-    for state, count in (await session.execute(query)).tuples():
+    for state, count in await session.execute(query):
         counts[JobState(state)] = count
     return counts
 

@@ -4,18 +4,24 @@ settings. Every database is built by the real Alembic migrations, not ``create_a
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app.api.deps import Identity, get_identity
 from app.db import create_engine, create_session_factory, upgrade_database
 from app.jobs.service import JobService
+from app.main import create_app
 from app.settings import Settings
 from app.storage.base import Storage
 from app.storage.factory import build_storage, storage_config_from_settings
+from tests.app.pipeline_doubles import copy_target
 from tests.app.services import create_postgres_database, drop_postgres_database, require_postgres
 
 
@@ -138,3 +144,46 @@ def dispatcher() -> RecordingDispatcher:
 @pytest.fixture
 def service(settings, session_factory, storage, dispatcher, clock) -> JobService:
     return JobService(settings, session_factory, storage, dispatcher, clock=clock)
+
+
+@pytest.fixture
+def api_settings(sqlite_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=sqlite_url,
+        storage_dir=tmp_path / "storage",
+        upload_secret="u" * 32,
+        heartbeat_interval=timedelta(milliseconds=100),
+        insecure_dev=True,
+    )
+
+
+TEST_IDENTITY_HEADER = "x-test-identity"
+
+
+@asynccontextmanager
+async def running_api(
+    settings: Settings, process_file=copy_target, compare_images=None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app (lifespan, worker processes) behind an httpx client.
+
+    Tests act as several callers by sending ``x-test-identity``; that override stands in
+    for the TLS layer, which sets the identity in production.
+    """
+    extra = {"compare_images": compare_images} if compare_images else {}
+    app = create_app(settings, process_file=process_file, **extra)
+
+    def identity(request: Request) -> Identity:
+        return Identity(request.headers.get(TEST_IDENTITY_HEADER, "alice"))
+
+    app.dependency_overrides[get_identity] = identity
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://enclave.test") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture
+async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_api(api_settings) as client:
+        yield client

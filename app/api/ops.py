@@ -1,0 +1,62 @@
+"""Operations endpoints: liveness, readiness (DB, storage, broker), Prometheus metrics."""
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.api.deps import StorageDep
+from app.api.schemas import Health, Readiness
+from app.metrics import CONTENT_TYPE, ServiceMetrics
+
+router = APIRouter(tags=["operations"])
+logger = logging.getLogger(__name__)
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz() -> Health:
+    """The process is alive."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a dependency is unreachable"}},
+)
+async def readyz(request: Request, storage: StorageDep) -> JSONResponse:
+    """Ready to take jobs: the job store, the storage and the dispatcher all answer."""
+    checks: dict[str, str] = {}
+    try:
+        async with request.app.state.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    try:
+        await storage.check()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        checks["storage"] = f"unavailable: {type(exc).__name__}"
+    try:
+        await request.app.state.dispatcher.check()
+        checks["dispatcher"] = "ok"
+    except Exception as exc:
+        checks["dispatcher"] = f"unavailable: {type(exc).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    if not ready:
+        logger.warning("not ready: %s", checks)
+    body = Readiness(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(request: Request) -> Response:
+    service_metrics: ServiceMetrics = request.app.state.metrics
+    await service_metrics.refresh(request.app.state.sessions)
+    return Response(service_metrics.render(), media_type=CONTENT_TYPE)

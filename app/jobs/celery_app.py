@@ -1,0 +1,56 @@
+"""The Celery application of ``enclave worker``: one task that carries only a job id.
+
+Late acknowledgement, prefetch 1 and reject-on-worker-lost mean a message is removed from
+RabbitMQ only after its job ran; a worker killed mid-job leaves it to be redelivered, and
+the lease in the job row keeps two workers from running it at once.
+"""
+
+import uuid
+from typing import Any
+
+from celery import Celery
+
+from app.jobs.worker import ProcessFile, pipeline_process_file
+from app.settings import Settings
+
+RUN_JOB_TASK = "enclave.run_job"
+QUEUE = "enclave.jobs"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The settings that make delivery at-least-once and one job at a time per slot."""
+    return {
+        "broker_url": settings.broker_url.get_secret_value(),
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,
+        "task_default_queue": QUEUE,
+        "task_queues": None,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_timeout": 5,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+    }
+
+
+def create_celery(settings: Settings, process_file: ProcessFile = pipeline_process_file) -> Celery:
+    """A Celery app bound to ``settings`` (never the global default app)."""
+    app = Celery("enclave", set_as_current=False)
+    app.conf.update(celery_config(settings))
+
+    @app.task(name=RUN_JOB_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
+    def run_job_task(job_id: str) -> str | None:
+        from app.jobs.dispatch import run_job_blocking
+
+        report = run_job_blocking(settings, uuid.UUID(job_id), process_file)
+        if report.retry_in_s is not None:
+            # Backoff, or another worker's live lease: look again later, with a new message.
+            app.send_task(RUN_JOB_TASK, args=[job_id], countdown=report.retry_in_s)
+        return None if report.state is None else report.state.value
+
+    return app

@@ -1,0 +1,107 @@
+"""``create_app(settings)``: wiring only. Everything is built in the lifespan, none at import."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import compare, jobs, ops, uploads
+from app.api.compare import CompareImages, pipeline_compare_images
+from app.api.problems import install_problem_handlers
+from app.db import create_engine, create_session_factory, upgrade_database
+from app.jobs.dispatch import Dispatcher, build_dispatcher
+from app.jobs.service import JobService
+from app.jobs.worker import ProcessFile, pipeline_process_file
+from app.metrics import ServiceMetrics
+from app.settings import Settings
+from app.storage.factory import build_storage, storage_config_from_settings
+from app.webhooks import WebhookPolicy
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings,
+    *,
+    process_file: ProcessFile = pipeline_process_file,
+    compare_images: CompareImages = pipeline_compare_images,
+) -> FastAPI:
+    """The service. ``process_file``/``compare_images`` default to the real pipeline."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            await asyncio.to_thread(upgrade_database, settings.database_url)
+        engine = create_engine(settings.database_url)
+        sessions = create_session_factory(engine)
+        storage = build_storage(storage_config_from_settings(settings))
+        metrics = ServiceMetrics()
+        dispatcher: Dispatcher = build_dispatcher(
+            settings, process_file=process_file, on_report=metrics.observe
+        )
+        policy = WebhookPolicy(allowlist=settings.webhook_allowlist)
+        service = JobService(
+            settings,
+            sessions,
+            storage,
+            dispatcher,
+            check_webhook_url=lambda url: policy.check(url, resolve_dns=False),
+        )
+        app.state.settings = settings
+        app.state.sessions = sessions
+        app.state.storage = storage
+        app.state.dispatcher = dispatcher
+        app.state.job_service = service
+        app.state.metrics = metrics
+        app.state.compare_images = compare_images
+        app.state.compare_slots = asyncio.Semaphore(settings.concurrent_compares)
+        await dispatcher.start()
+        sweeper: asyncio.Task[None] | None = None
+        try:
+            recovered = await service.redispatch_pending()
+            if recovered:
+                logger.info("re-dispatched %d queued or orphaned jobs", len(recovered))
+            sweeper = asyncio.create_task(_sweep_forever(service, settings))
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            await dispatcher.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Enclave",
+        version=API_VERSION,
+        description="Private face swapping: submit jobs, follow them, fetch results.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    for router in (jobs.router, uploads.router, compare.router, ops.router):
+        app.include_router(router)
+    return app
+
+
+async def _sweep_forever(service: JobService, settings: Settings) -> None:
+    """Expire, recover and purge on a timer; one failed sweep never stops the next."""
+    while True:
+        await asyncio.sleep(settings.sweep_interval.total_seconds())
+        try:
+            report = await service.sweep()
+        except Exception:
+            logger.exception("sweep failed; trying again in %s", settings.sweep_interval)
+            continue
+        if report.expired or report.redispatched or report.outputs_purged:
+            logger.info(
+                "sweep: %d expired, %d re-dispatched, %d outputs purged",
+                len(report.expired),
+                len(report.redispatched),
+                len(report.outputs_purged),
+            )
