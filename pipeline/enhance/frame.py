@@ -44,6 +44,7 @@ class FrameEnhancer:
         tile_padding: int = 10,
         threads: int | None = None,
         output_scale: int = SCALE,
+        blend: float = 1.0,
     ) -> None:
         import ncnn
 
@@ -51,6 +52,8 @@ class FrameEnhancer:
             raise ValueError("tile_size must be >= 16 and tile_padding >= 0")
         if output_scale not in (1, 2, 3, 4):
             raise ValueError("output_scale must be 1, 2, 3 or 4")
+        if not 0.0 <= blend <= 1.0:
+            raise ValueError("blend must be within [0, 1]")
         self._net = ncnn.Net()
         self._net.opt.use_vulkan_compute = False
         if threads is not None:
@@ -62,17 +65,36 @@ class FrameEnhancer:
         self.tile_size = tile_size
         self.tile_padding = tile_padding
         self.output_scale = output_scale
+        self.blend = blend
+        """Weight of the network's output against a bicubic upscale (FaceFusion's
+        ``--frame-enhancer-blend`` / 100)."""
 
     @classmethod
     def from_registry(
-        cls, registry: "ModelRegistry", name: str = "realesrgan_x4plus", **options: int
+        cls,
+        registry: "ModelRegistry",
+        name: str = "realesrgan_x4plus",
+        *,
+        tile_size: int = 192,
+        tile_padding: int = 10,
+        threads: int | None = None,
+        output_scale: int = SCALE,
+        blend: float = 1.0,
     ) -> "FrameEnhancer":
         """Load a verified ``realesrgan_ncnn`` model (its .param and .bin) from the registry."""
         spec = registry.get(name)
         if spec.kind != "realesrgan_ncnn":
             raise ModelError(f"model {name!r} is a {spec.kind!r} model, not a frame enhancer")
         param_path, bin_path = registry.paths(name)
-        return cls(param_path, bin_path, **options)
+        return cls(
+            param_path,
+            bin_path,
+            tile_size=tile_size,
+            tile_padding=tile_padding,
+            threads=threads,
+            output_scale=output_scale,
+            blend=blend,
+        )
 
     def _run(self, tile: VisionFrame) -> VisionFrame:
         height, width = tile.shape[:2]
@@ -97,6 +119,13 @@ class FrameEnhancer:
                 py1, py2 = max(y1 - pad, 0), min(y2 + pad, height)
                 px1, px2 = max(x1 - pad, 0), min(x2 + pad, width)
                 upscaled = self._run(frame[py1:py2, px1:px2])
+                if self.blend < 1.0:
+                    size = (upscaled.shape[1], upscaled.shape[0])
+                    plain = cv2.resize(frame[py1:py2, px1:px2], size, interpolation=cv2.INTER_CUBIC)
+                    upscaled = np.asarray(
+                        cv2.addWeighted(upscaled, self.blend, plain, 1.0 - self.blend, 0.0),
+                        dtype=np.uint8,
+                    )
                 top, left = (y1 - py1) * SCALE, (x1 - px1) * SCALE
                 result[y1 * SCALE : y2 * SCALE, x1 * SCALE : x2 * SCALE] = upscaled[
                     top : top + (y2 - y1) * SCALE, left : left + (x2 - x1) * SCALE

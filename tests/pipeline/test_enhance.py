@@ -54,20 +54,35 @@ def test_frame_enhancer_restores_detail_that_bicubic_upscaling_cannot(
 
 
 def test_tiles_overlap_so_seams_do_not_show(model_dir: Path, frame_enhancer: FrameEnhancer) -> None:
-    image = np.ascontiguousarray(astronaut()[60:108, 170:234])  # 48×64, odd tile split
+    image = np.ascontiguousarray(astronaut()[60:100, 170:218])  # 40×48: 2×3 tiles of 20 / 16
     whole = frame_enhancer.enhance(image)
     registry = ModelRegistry(model_dir)
-    overlapped = FrameEnhancer.from_registry(registry, tile_size=24, tile_padding=10).enhance(image)
-    butted = FrameEnhancer.from_registry(registry, tile_size=24, tile_padding=0).enhance(image)
-    assert overlapped.shape == butted.shape == whole.shape == (192, 256, 3)
-    assert _psnr(overlapped, whole) > 35.0
-    assert _psnr(overlapped, whole) > _psnr(butted, whole) + 2.0
+    overlapped = FrameEnhancer.from_registry(registry, tile_size=20, tile_padding=10)
+    butted = FrameEnhancer.from_registry(registry, tile_size=20, tile_padding=0)
+    with_margin, without = overlapped.enhance(image), butted.enhance(image)
+    assert with_margin.shape == without.shape == whole.shape == (160, 192, 3)
+    assert _psnr(with_margin, whole) > 35.0
+    assert _psnr(with_margin, whole) > _psnr(without, whole) + 2.0
 
 
 def test_output_scale_below_four_resizes_the_result(model_dir: Path) -> None:
     enhancer = FrameEnhancer.from_registry(ModelRegistry(model_dir), output_scale=2)
     image = np.ascontiguousarray(astronaut()[60:92, 170:202])
     assert enhancer.enhance(image).shape == (64, 64, 3)
+
+
+def test_blend_mixes_the_network_output_with_a_plain_upscale(
+    model_dir: Path, frame_enhancer: FrameEnhancer
+) -> None:
+    image = np.ascontiguousarray(astronaut()[60:92, 170:202])
+    plain = cv2.resize(image, (128, 128), interpolation=cv2.INTER_CUBIC)
+    registry = ModelRegistry(model_dir)
+    none = FrameEnhancer.from_registry(registry, blend=0.0).enhance(image)
+    half = FrameEnhancer.from_registry(registry, blend=0.5).enhance(image)
+    full = frame_enhancer.enhance(image)
+    assert _psnr(none, plain) > 45.0
+    expected_half = (full.astype(np.float64) + plain.astype(np.float64)) / 2
+    assert np.abs(half.astype(np.float64) - expected_half).max() <= 1.0
 
 
 def test_frame_enhancer_refuses_a_model_of_another_kind(model_dir: Path) -> None:
