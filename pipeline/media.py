@@ -323,6 +323,8 @@ def write_image(path: Path, frame: VisionFrame, quality: int = 90) -> None:
         raise UnsupportedMediaError(
             f"cannot write {path.name}: the suffix must be .jpg, .jpeg, .png or .webp"
         )
+    if not path.parent.is_dir():
+        raise InputError(f"the output folder {path.parent} does not exist")
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 or frame.size == 0:
         raise ValueError(
             f"expected a non-empty HxWx3 uint8 BGR frame, got {frame.shape} {frame.dtype}"

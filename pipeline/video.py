@@ -99,7 +99,8 @@ def iter_frames(path: Path, limits: Limits) -> Iterator[VisionFrame]:
     """Yield every frame of ``path`` as BGR, upright, one at a time."""
     info = probe_video(path, limits)
     with _opened(path) as container:
-        yield from _decoded_frames(container, info, path.name)
+        for _, frame in _decoded_frames(container, info, path.name):
+            yield frame
 
 
 def transcode_video(
@@ -121,6 +122,8 @@ def transcode_video(
     """
     info = probe_video(source, limits)
     container_format, encoder = output_format(output, encoding.encoder)
+    if not output.parent.is_dir():
+        raise InputError(f"the output folder {output.parent} does not exist")
     start, end = _trim_window(info, encoding, source.name)
     fps = info.fps if encoding.keep_fps else FALLBACK_FPS
     window = min(end, info.frame_count) if end is not None else info.frame_count
@@ -296,15 +299,15 @@ def _decode_stage(
     ratio = fps / info.fps  # output frames per source frame
     count = 0
     with _opened(source) as container:
-        for index, frame in enumerate(_decoded_frames(container, info, source.name)):
-            if index < start:
-                continue
-            if end is not None and index >= end:
-                break
+        for index, frame in _decoded_frames(container, info, source.name, start, end):
             local = index - start
             # Output frame n shows source frame floor(n / ratio): repeat or drop to resample.
-            for _ in range(math.ceil((local + 1) * ratio) - math.ceil(local * ratio)):
-                decoded.put((index, frame))
+            repeats = math.ceil((local + 1) * ratio) - math.ceil(local * ratio)
+            # A processor may paint on its input: each repeat gets its own copy, made before
+            # the first one is handed over.
+            copies = [frame] + [frame.copy() for _ in range(repeats - 1)] if repeats else []
+            for copy in copies:
+                decoded.put((index, copy))
             count += 1
     if count == 0:
         raise InputError(f"trim start {start} is past the end of {source.name}")
@@ -323,26 +326,37 @@ def _upright_bgr(frame: av.VideoFrame, info: VideoInfo) -> VisionFrame:
 
 
 def _decoded_frames(
-    container: av.container.InputContainer, info: VideoInfo, name: str
-) -> Iterator[VisionFrame]:
+    container: av.container.InputContainer,
+    info: VideoInfo,
+    name: str,
+    start: int = 0,
+    end: int | None = None,
+) -> Iterator[tuple[int, VisionFrame]]:
+    """(source index, BGR frame) for frames ``start`` to ``end`` (exclusive), upright.
+
+    Frames before ``start`` are decoded (frame-accurate) but never converted to BGR.
+    """
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     declared = stream.frames
-    count = 0
+    index = 0
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
             continue  # one damaged packet costs a frame, as with FFmpeg; the count below tells
         for frame in frames:
-            yield _upright_bgr(frame, info)
-            count += 1
-    if count == 0:
+            if end is not None and index >= end:
+                return
+            if index >= start:
+                yield index, _upright_bgr(frame, info)
+            index += 1
+    if index == 0:
         raise CorruptMediaError(f"{name} has no decodable video frame")
     # FFmpeg stops quietly at the end of a cut file; the container's own count tells.
-    if declared and count < declared - max(2, declared // 100):
+    if declared and index < declared - max(2, declared // 100):
         raise CorruptMediaError(
-            f"{name} is truncated: {count} of its {declared} frames could be decoded"
+            f"{name} is truncated: {index} of its {declared} frames could be decoded"
         )
 
 

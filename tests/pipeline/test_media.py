@@ -313,6 +313,11 @@ def test_failed_encode_leaves_nothing_and_keeps_the_previous_output(tmp_path, ph
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 
+def test_missing_output_folder_is_refused(tmp_path, photo):
+    with pytest.raises(InputError, match="does not exist"):
+        write_image(tmp_path / "missing" / "out.png", photo)
+
+
 def test_failed_move_into_place_leaves_no_temporary_file(tmp_path, photo):
     occupied = tmp_path / "out.png"
     occupied.mkdir()  # os.replace cannot put a file over a directory

@@ -283,6 +283,24 @@ def test_without_keep_fps_the_output_is_25_fps_with_the_same_duration(
     assert abs(facts.duration - source_seconds) <= 1 / 25
 
 
+def test_repeated_frames_are_separate_copies_for_processors_that_paint_in_place(tmp_path):
+    grey = np.full((48, 64, 3), 100, np.uint8)
+    source = make_clip(tmp_path / "slow.mp4", [grey] * 10, fps=Fraction(10), size=(64, 48))
+
+    def brighten_in_place(frame: np.ndarray, _index: int) -> np.ndarray:
+        np.add(frame, 50, out=frame)
+        return frame
+
+    output = tmp_path / "25.mp4"
+    result = transcode_video(
+        source, output, brighten_in_place, VideoEncoding(keep_fps=False), LIMITS
+    )
+    assert result.frames_in == 10 and result.frames_out == 25
+    original = float(next(iter_frames(source, LIMITS)).mean())
+    levels = [float(frame.mean()) for frame in iter_frames(output, LIMITS)]
+    assert levels == pytest.approx([original + 50] * 25, abs=3)
+
+
 def test_a_processor_that_upscales_sets_the_output_size(clip, tmp_path):
     output = tmp_path / "x2.mp4"
 
@@ -357,6 +375,11 @@ def test_bad_output_settings_are_refused_before_any_work(
         transcode_video(clip, tmp_path / name, count, encoding, LIMITS)
     assert calls == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_folder_is_refused(clip, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        transcode_video(clip, tmp_path / "no" / "out.mp4", identity, VideoEncoding(), LIMITS)
 
 
 # --- failure and cancellation ---------------------------------------------------------------
