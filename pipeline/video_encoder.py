@@ -137,14 +137,19 @@ class VideoWriter:
         return self.frames
 
     def write(self, frame: VisionFrame) -> None:
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3:
+            raise ValueError(f"processed frame {self.frames} is not an HxWx3 uint8 image")
+        if frame.shape[2] != 3 or frame.size == 0:
+            raise ValueError(f"processed frame {self.frames} is not an HxWx3 uint8 image")
         if self._container is None:
             self._open(frame)
-        if self._stream is None or self._container is None:
+        if self._stream is None or self._container is None or self._size is None:
             raise RuntimeError("the writer was not opened")
-        if (frame.shape[1], frame.shape[0]) != self._size:
+        width, height = self._size
+        if (frame.shape[1], frame.shape[0]) != (width, height):
             raise ValueError(
                 f"processed frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, "
-                f"but the first was {self._size[0]}x{self._size[1]}"  # type: ignore[index]
+                f"but the first was {width}x{height}"
             )
         video_frame = av.VideoFrame.from_ndarray(_even(frame), format="bgr24")
         video_frame.pts = self.frames
@@ -178,10 +183,6 @@ class VideoWriter:
             self._container = None
 
     def _open(self, frame: VisionFrame) -> None:
-        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise ValueError(
-                f"processed frames must be HxWx3 uint8, got {frame.shape} {frame.dtype}"
-            )
         self._size = (frame.shape[1], frame.shape[0])
         width, height = frame.shape[1] + frame.shape[1] % 2, frame.shape[0] + frame.shape[0] % 2
         with _writing_video():
@@ -207,7 +208,7 @@ def _even(frame: VisionFrame) -> VisionFrame:
     """Pad an odd width or height by one replicated pixel: yuv420p needs even sizes."""
     height, width = frame.shape[:2]
     if width % 2 == 0 and height % 2 == 0:
-        return frame
+        return np.ascontiguousarray(frame)
     padded = cv2.copyMakeBorder(frame, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
     return np.asarray(padded, dtype=np.uint8)
 

@@ -313,6 +313,13 @@ def test_a_processor_that_upscales_sets_the_output_size(clip, tmp_path):
     _assert_same_timing(output, 40, NTSC)
 
 
+def test_a_processor_may_return_a_view(clip, tmp_path):
+    output = tmp_path / "mirror.mp4"
+    transcode_video(clip, output, lambda f, _i: f[:, ::-1], VideoEncoding(), LIMITS)
+    mirrored = next(iter_frames(clip, LIMITS))[:, ::-1]
+    assert cv2.PSNR(next(iter_frames(output, LIMITS)), np.ascontiguousarray(mirrored)) > 30
+
+
 def test_odd_sizes_are_padded_to_even_by_one_pixel(clip, tmp_path):
     output = tmp_path / "odd.mp4"
     transcode_video(clip, output, lambda f, _i: f[:121, :161], VideoEncoding(), LIMITS)
@@ -429,8 +436,9 @@ def test_an_error_in_the_processor_propagates_and_leaves_nothing(clip, tmp_path)
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
-        (lambda f: f.astype(np.float32), "uint8"),
-        (lambda f: f[:, :, 0], "HxWx3"),
+        (lambda f: f.astype(np.float32), "HxWx3 uint8"),
+        (lambda f: f[:, :, 0], "HxWx3 uint8"),
+        (lambda f: None, "HxWx3 uint8"),
     ],
 )
 def test_a_processor_returning_a_non_image_is_refused(clip, tmp_path, bad, message):
