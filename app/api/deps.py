@@ -5,7 +5,6 @@ is built at import time.
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,19 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import NotAuthenticatedError
 from app.jobs.service import JobService
+from app.security.context import request_identity
+from app.security.identity import AuthMethod, Identity
+from app.security.roles import Role, expand_roles
 from app.settings import Settings
 from app.storage.base import Storage
-
-IDENTITY_SCOPE_KEY = "enclave.identity"
-"""Where the TLS layer leaves the verified caller in the ASGI scope."""
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who is calling: a name (job owner) and the roles it holds."""
-
-    name: str
-    roles: frozenset[str] = field(default_factory=frozenset)
 
 
 def get_settings(request: Request) -> Settings:
@@ -61,12 +52,18 @@ JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 
 
 def get_identity(request: Request, settings: SettingsDep) -> Identity:
-    """The caller: from the verified client certificate, or the dev identity in dev mode."""
-    identity = request.scope.get(IDENTITY_SCOPE_KEY)
-    if isinstance(identity, Identity):
+    """The caller: set by the security layer from the TLS connection; in insecure dev mode
+    without that layer, the configured dev identity."""
+    identity = request_identity(request.scope)
+    if identity is not None:
         return identity
     if settings.insecure_dev:
-        return Identity(settings.dev_identity, frozenset({"submitter"}))
+        return Identity(
+            name=settings.dev_identity,
+            roles=expand_roles([Role.SUBMITTER]),
+            source=request.client.host if request.client else "unknown",
+            authenticated_by=AuthMethod.INSECURE_DEV,
+        )
     raise NotAuthenticatedError("no verified client identity on this connection")
 
 

@@ -14,10 +14,12 @@ from fastapi import Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.api.deps import Identity, get_identity
+from app.api.deps import get_identity
 from app.db import create_engine, create_session_factory, upgrade_database
 from app.jobs.service import JobService
 from app.main import create_app
+from app.security.identity import AuthMethod, Identity
+from app.security.roles import Role, expand_roles
 from app.settings import Settings
 from app.storage.base import Storage
 from app.storage.factory import build_storage, storage_config_from_settings
@@ -173,7 +175,12 @@ async def running_api(
     app = create_app(settings, process_file=process_file, **extra)
 
     def identity(request: Request) -> Identity:
-        return Identity(request.headers.get(TEST_IDENTITY_HEADER, "alice"))
+        return Identity(
+            name=request.headers.get(TEST_IDENTITY_HEADER, "alice"),
+            roles=expand_roles([Role.SUBMITTER]),
+            source="127.0.0.1",
+            authenticated_by=AuthMethod.INSECURE_DEV,
+        )
 
     app.dependency_overrides[get_identity] = identity
     async with app.router.lifespan_context(app):
