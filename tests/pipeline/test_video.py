@@ -247,6 +247,32 @@ def test_trim_keeps_the_window_and_its_sound_in_sync(beeping_clip, tmp_path):
     assert len(samples) / rate == pytest.approx(1.4, abs=0.05)
 
 
+@pytest.mark.parametrize("trim_start", [None, 10])
+def test_sound_stays_in_sync_when_the_video_starts_late_in_the_container(tmp_path, trim_start):
+    # MPEG-TS gives the video a start time after the audio's; the output starts both at zero.
+    frames = panning_frames(astronaut_bgr(), 50)
+    source = make_clip(tmp_path / "broadcast.ts", frames, fps=Fraction(25), tone=beep(1.0, 1.2))
+    output = tmp_path / "out.mp4"
+    encoding = VideoEncoding(trim_frame_start=trim_start)
+    transcode_video(source, output, identity, encoding, LIMITS)
+    samples, rate = audio_samples(output)
+    expected = 1.0 - (trim_start or 0) / 25
+    assert first_loud_second(samples, rate) == pytest.approx(expected, abs=0.01)
+
+
+def test_megamind_trimmed_keeps_a_cut_of_its_sound(tmp_path):
+    source = require_media(MEGAMIND)
+    output = tmp_path / "cut.mp4"
+    encoding = VideoEncoding(preset="ultrafast", trim_frame_start=100, trim_frame_end=160)
+    result = transcode_video(source, output, identity, encoding, LIMITS)
+    assert result.frames_out == 60
+    fps = probe_video(source, LIMITS).fps
+    _assert_same_timing(output, 60, fps)
+    facts = clip_facts(output)
+    assert facts.audio_codec == "aac"  # cutting means re-encoding
+    assert facts.audio_duration == pytest.approx(60 / float(fps), abs=0.05)
+
+
 def test_trim_end_past_the_last_frame_means_to_the_end(clip, tmp_path):
     result = transcode_video(
         clip,
