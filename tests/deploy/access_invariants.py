@@ -2,7 +2,7 @@
 
 - ``role_policy_scope``: role policies (AWS IAM, Alibaba RAM) use no wildcard actions; a
   resource wildcard appears only as one of the service's prefixes (``inputs/*``,
-  ``outputs/*``, ``models/*``) or a log group's streams; ``Resource "*"`` only for the
+  ``outputs/*``, ``models/*``, ``audit/*``) or a log group's streams; ``Resource "*"`` only for the
   actions AWS cannot scope; and the worker and API roles hold exactly their object grants.
 - ``bucket_protection``: every bucket is versioned, encrypted, private (public access
   blocked, TLS-only policy); the service's data is under SSE-KMS and reachable only through
@@ -19,16 +19,32 @@ from typing import Any
 from tests.deploy.stack import Block, Stack, as_list
 from tests.deploy.violation import Violation
 
-SERVICE_PREFIXES = ("inputs/", "outputs/", "models/")
+SERVICE_PREFIXES = ("inputs/", "outputs/", "models/", "audit/")
 # Actions AWS cannot scope to a resource; each is still pinned where a condition key exists.
 RESOURCELESS_ACTIONS = frozenset({"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"})
 REQUIRED_CONDITIONS = {"cloudwatch:PutMetricData": "cloudwatch:namespace"}
-# The exact object grants of each role: (action, prefix).
+# The exact object grants of each role, (action, prefix), as the service uses them (see
+# docs/decisions/0005-deploy-object-grants.md): anything more or less is reported.
 OBJECT_GRANTS: dict[str, frozenset[tuple[str, str]]] = {
     "worker": frozenset(
-        {("GetObject", "inputs/"), ("GetObject", "models/"), ("PutObject", "outputs/")}
+        {
+            ("GetObject", "inputs/"),
+            ("GetObject", "models/"),
+            ("PutObject", "outputs/"),
+            ("DeleteObject", "inputs/"),
+        }
     ),
-    "api": frozenset({("PutObject", "inputs/"), ("GetObject", "outputs/")}),
+    "api": frozenset(
+        {
+            ("PutObject", "inputs/"),
+            ("GetObject", "inputs/"),
+            ("DeleteObject", "inputs/"),
+            ("GetObject", "outputs/"),
+            ("DeleteObject", "outputs/"),
+            ("GetObject", "audit/"),
+            ("PutObject", "audit/"),
+        }
+    ),
 }
 _OBJECT_ACTION = re.compile(r"^(s3|oss):(\w*Object\w*)$")
 _LOG_STREAMS = re.compile(r"^\$\{aws_cloudwatch_log_group\.\w+\.arn\}:\*$")
@@ -129,7 +145,7 @@ def role_policy_scope(stack: Stack) -> list[Violation]:
                     str(stack.resolve(v)) for v in statement["conditions"].get("s3:prefix", [])
                 ]
                 if not listed or not all(v.startswith(SERVICE_PREFIXES) for v in listed):
-                    report("s3:ListBucket without an s3:prefix condition on a service prefix")
+                    report("listing without a prefix condition on a service prefix")
         expected = OBJECT_GRANTS.get(role)
         if expected is not None and grants != expected:
             extra = sorted(grants - expected)

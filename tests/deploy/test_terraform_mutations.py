@@ -162,13 +162,13 @@ CASES: list[tuple[str, str, str, Mutation, Check, str]] = [
         "least-privilege",
     ),
     (
-        "API may read inputs",
+        "API may read models",
         "aws",
         "iam.tf",
         replace_in_block(
             API_POLICY,
             'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]',
-            'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]',
+            'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.models}*"]',
         ),
         role_policy_scope,
         "least-privilege",
@@ -196,13 +196,13 @@ CASES: list[tuple[str, str, str, Mutation, Check, str]] = [
         "least-privilege",
     ),
     (
-        "listing beyond models/",
+        "listing beyond the service prefixes",
         "aws",
         "iam.tf",
         replace_in_block(
             WORKER_POLICY,
-            'values   = [local.prefixes.models, "${local.prefixes.models}*"]',
-            'values   = ["*"]',
+            '"${local.prefixes.inputs}*"]',
+            '"*"]',
         ),
         role_policy_scope,
         "least-privilege",

@@ -4,7 +4,7 @@
 ################################################################################
 
 locals {
-  data_bucket_arn = "acs:oss:*:${local.account_id}:${local.data_bucket_name}"
+  data_bucket_arn = "acs:oss:${local.region}:${local.account_id}:${local.data_bucket_name}"
   kms_key_arn     = "acs:kms:${local.region}:${local.account_id}:key/${alicloud_kms_key.this.id}"
 }
 
@@ -23,12 +23,12 @@ data "alicloud_ram_policy_document" "ecs_assume" {
 }
 
 ################################################################################
-# Workers: read inputs/ and models/, write outputs/.
+# Workers: read inputs/ and models/, write outputs/, purge finished inputs/.
 ################################################################################
 
 resource "alicloud_ram_role" "worker" {
   name        = "${var.name}-worker"
-  description = "Enclave GPU workers: read inputs/ and models/, write outputs/"
+  description = "Enclave GPU workers: read inputs/ and models/, write outputs/, purge inputs/"
   document    = data.alicloud_ram_policy_document.ecs_assume.document
 }
 
@@ -50,6 +50,25 @@ data "alicloud_ram_policy_document" "worker" {
     resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
   }
 
+  # Finished jobs' inputs are deleted at once (the privacy purge), not left to lifecycle.
+  statement {
+    effect   = "Allow"
+    action   = ["oss:DeleteObject"]
+    resource = ["${local.data_bucket_arn}/${local.prefixes.inputs}*"]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["oss:ListObjects"]
+    resource = [local.data_bucket_arn]
+
+    condition {
+      operator = "StringLike"
+      variable = "oss:Prefix"
+      values   = ["${local.prefixes.inputs}*", "${local.prefixes.models}*"]
+    }
+  }
+
   statement {
     effect   = "Allow"
     action   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -59,7 +78,7 @@ data "alicloud_ram_policy_document" "worker" {
 
 resource "alicloud_ram_policy" "worker" {
   policy_name     = "${var.name}-worker"
-  description     = "Enclave GPU workers: read inputs/ and models/, write outputs/"
+  description     = "Enclave GPU workers: read inputs/ and models/, write outputs/, purge inputs/"
   policy_document = data.alicloud_ram_policy_document.worker.document
 }
 
@@ -70,12 +89,12 @@ resource "alicloud_ram_role_policy_attachment" "worker" {
 }
 
 ################################################################################
-# API: presigned uploads into inputs/, reads of outputs/.
+# API: uploads into inputs/, reads of outputs/, job purges, the audit/ archive.
 ################################################################################
 
 resource "alicloud_ram_role" "api" {
   name        = "${var.name}-api"
-  description = "Enclave API: presigned uploads to inputs/, reads of outputs/"
+  description = "Enclave API: uploads, reads of outputs/, job purges, audit/ archive"
   document    = data.alicloud_ram_policy_document.ecs_assume.document
 }
 
@@ -89,9 +108,39 @@ data "alicloud_ram_policy_document" "api" {
   }
 
   statement {
+    effect = "Allow"
+    action = ["oss:GetObject"]
+    resource = [
+      "${local.data_bucket_arn}/${local.prefixes.inputs}*",
+      "${local.data_bucket_arn}/${local.prefixes.outputs}*",
+    ]
+  }
+
+  statement {
+    effect = "Allow"
+    action = ["oss:DeleteObject"]
+    resource = [
+      "${local.data_bucket_arn}/${local.prefixes.inputs}*",
+      "${local.data_bucket_arn}/${local.prefixes.outputs}*",
+    ]
+  }
+
+  statement {
     effect   = "Allow"
-    action   = ["oss:GetObject"]
-    resource = ["${local.data_bucket_arn}/${local.prefixes.outputs}*"]
+    action   = ["oss:GetObject", "oss:PutObject"]
+    resource = ["${local.data_bucket_arn}/${local.prefixes.audit}*"]
+  }
+
+  statement {
+    effect   = "Allow"
+    action   = ["oss:ListObjects"]
+    resource = [local.data_bucket_arn]
+
+    condition {
+      operator = "StringLike"
+      variable = "oss:Prefix"
+      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*"]
+    }
   }
 
   statement {
@@ -103,7 +152,7 @@ data "alicloud_ram_policy_document" "api" {
 
 resource "alicloud_ram_policy" "api" {
   policy_name     = "${var.name}-api"
-  description     = "Enclave API: presigned uploads to inputs/, reads of outputs/"
+  description     = "Enclave API: uploads, reads of outputs/, job purges, audit/ archive"
   policy_document = data.alicloud_ram_policy_document.api.document
 }
 

@@ -19,6 +19,17 @@ locals {
     ENCLAVE_MODEL_DIR       = "/models"
   }
 
+  # The API's mTLS files come from the operator's secret distribution into /etc/enclave/tls
+  # (mounted at /run/secrets/enclave); its own network policy admits the office (client IPs
+  # are preserved by the NLB) and loopback (the container's health check).
+  api_environment = merge(local.service_environment, {
+    ENCLAVE_SECURITY__TLS_CERT      = "/run/secrets/enclave/server.pem"
+    ENCLAVE_SECURITY__TLS_KEY       = "/run/secrets/enclave/server.key"
+    ENCLAVE_SECURITY__TLS_CA        = "/run/secrets/enclave/client-ca.pem"
+    ENCLAVE_SECURITY__ALLOWED_CIDRS = jsonencode([var.office_cidr, "127.0.0.0/8"])
+    ENCLAVE_SECURITY__AUDIT_SINK    = "object_store"
+  })
+
   boot_common = {
     region                 = local.region
     registry               = split("/", aws_ecr_repository.this.repository_url)[0]
@@ -27,7 +38,7 @@ locals {
     database_url_parameter = aws_ssm_parameter.database_url.name
     bucket                 = aws_s3_bucket.data.id
     models_prefix          = local.prefixes.models
-    environment            = local.service_environment
+    serve_arguments        = join(" ", var.serve_arguments)
   }
 }
 
@@ -38,7 +49,7 @@ resource "aws_launch_template" "api" {
   instance_type          = var.api_instance_type
   ebs_optimized          = true
   update_default_version = true
-  user_data              = base64encode(templatefile("${path.module}/templates/boot.sh.tftpl", merge(local.boot_common, { role = "api" })))
+  user_data              = base64encode(templatefile("${path.module}/templates/boot.sh.tftpl", merge(local.boot_common, { role = "api", environment = local.api_environment })))
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.api.arn
@@ -92,7 +103,7 @@ resource "aws_launch_template" "worker" {
   instance_type          = var.worker_instance_type
   ebs_optimized          = true
   update_default_version = true
-  user_data              = base64encode(templatefile("${path.module}/templates/boot.sh.tftpl", merge(local.boot_common, { role = "worker" })))
+  user_data              = base64encode(templatefile("${path.module}/templates/boot.sh.tftpl", merge(local.boot_common, { role = "worker", environment = local.service_environment })))
 
   iam_instance_profile {
     arn = aws_iam_instance_profile.worker.arn

@@ -18,12 +18,12 @@ data "aws_iam_policy_document" "ec2_assume" {
 }
 
 ################################################################################
-# Workers: read inputs/ and models/, write outputs/, nothing else.
+# Workers: read inputs/ and models/, write outputs/, delete the inputs they finished.
 ################################################################################
 
 resource "aws_iam_role" "worker" {
   name               = "${var.name}-worker"
-  description        = "Enclave GPU workers: read inputs/ and models/, write outputs/"
+  description        = "Enclave GPU workers: read inputs/ and models/, write outputs/, purge finished inputs/"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 
   tags = local.tags
@@ -60,9 +60,19 @@ data "aws_iam_policy_document" "worker" {
     resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]
   }
 
-  # The boot script syncs models/ to the read-only model mount; listing is limited to that prefix.
+  # A finished job's inputs (face images) are deleted at once, not left for the lifecycle
+  # rule (app/jobs/worker.py, _purge_inputs).
   statement {
-    sid       = "ListModels"
+    sid       = "PurgeFinishedInputs"
+    effect    = "Allow"
+    actions   = ["s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]
+  }
+
+  # Listing is limited to the prefixes above: the purge lists a job's inputs, the boot
+  # script syncs models/ to the read-only model mount.
+  statement {
+    sid       = "ListOwnPrefixes"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
     resources = [aws_s3_bucket.data.arn]
@@ -70,7 +80,7 @@ data "aws_iam_policy_document" "worker" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [local.prefixes.models, "${local.prefixes.models}*"]
+      values   = [local.prefixes.models, "${local.prefixes.models}*", "${local.prefixes.inputs}*"]
     }
   }
 
@@ -104,12 +114,13 @@ data "aws_iam_policy_document" "worker" {
 }
 
 ################################################################################
-# API: presign uploads into inputs/, read (and presign downloads of) outputs/.
+# API: uploads into inputs/, reads (and presigned downloads) of outputs/, purges of a
+# job's objects, and the audit/ archive.
 ################################################################################
 
 resource "aws_iam_role" "api" {
   name               = "${var.name}-api"
-  description        = "Enclave API: presigned uploads to inputs/, reads of outputs/"
+  description        = "Enclave API: uploads to inputs/, reads of outputs/, job purges, audit/ archive"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
 
   tags = local.tags
@@ -129,10 +140,19 @@ resource "aws_iam_role_policy" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
+  # Presigned uploads are signed with this role; inline uploads are written directly.
   statement {
-    sid       = "PresignUploadsOfInputs"
+    sid       = "WriteInputs"
     effect    = "Allow"
     actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]
+  }
+
+  # HEAD of an upload before a job is queued (its size is checked: app/jobs/service.py).
+  statement {
+    sid       = "CheckUploadedInputs"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]
   }
 
@@ -141,6 +161,39 @@ data "aws_iam_policy_document" "api" {
     effect    = "Allow"
     actions   = ["s3:GetObject"]
     resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]
+  }
+
+  # Cancellation and the retention sweep delete a job's inputs and outputs.
+  statement {
+    sid     = "PurgeJobObjects"
+    effect  = "Allow"
+    actions = ["s3:DeleteObject"]
+    resources = [
+      "${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*",
+      "${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*",
+    ]
+  }
+
+  # The hash-chained audit log ships in batches to audit/<instance>/ and resumes from its
+  # head object there (app/security/audit/object_sink.py).
+  statement {
+    sid       = "ShipAuditLog"
+    effect    = "Allow"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.audit}*"]
+  }
+
+  statement {
+    sid       = "ListOwnPrefixes"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.data.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*"]
+    }
   }
 
   statement {

@@ -146,7 +146,7 @@ data "aws_iam_policy_document" "s3_endpoint" {
   statement {
     sid       = "EnclaveObjects"
     effect    = "Allow"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"]
     resources = [aws_s3_bucket.data.arn, "${aws_s3_bucket.data.arn}/*"]
 
     principals {

@@ -234,6 +234,17 @@ variable "worker_instance_type" {
   }
 }
 
+variable "serve_arguments" {
+  description = "Arguments of the API container: the enclave serve command and its listen flags (the NLB forwards TCP 443)."
+  type        = list(string)
+  default     = ["serve", "--host", "0.0.0.0", "--port", "443"]
+
+  validation {
+    condition     = length(var.serve_arguments) > 0 && var.serve_arguments[0] == "serve" && alltrue([for arg in var.serve_arguments : can(regex("^[A-Za-z0-9._:/=,-]+$", arg))])
+    error_message = "serve_arguments must start with serve and contain only plain tokens (letters, digits and . _ : / = , -)."
+  }
+}
+
 variable "root_volume_size_gb" {
   description = "Size of the encrypted root volume of API and worker instances, in GiB (image layers and models live there)."
   type        = number
