@@ -272,6 +272,22 @@ def test_grey_and_alpha_images_come_back_as_bgr(photo):
     assert np.array_equal(frame, photo)
 
 
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)  # tag, SHORT, count, value
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + entry + b"\x00" * 4
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + jpeg[2:]
+
+
+def test_phone_photo_orientation_is_applied(photo):
+    # EXIF orientation 6: the camera stored the picture turned; show it turned back.
+    data = _with_exif_orientation(_encoded(photo, ".jpg", cv2.IMWRITE_JPEG_QUALITY, 95), 6)
+    frame = decode_image_bytes(data, LIMITS)
+    assert frame.shape == (257, 301, 3)
+    upright = cv2.rotate(photo, cv2.ROTATE_90_CLOCKWISE)
+    assert cv2.PSNR(frame, upright) > 30
+
+
 # --- writing --------------------------------------------------------------------------------
 
 
