@@ -107,7 +107,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def worker_command(args: argparse.Namespace) -> int:
     settings = load_settings()
-    from app.jobs.celery_app import QUEUE, create_celery
+    from app.jobs.celery_app import create_celery
 
     concurrency = args.concurrency or settings.workers
     app = create_celery(settings)
@@ -119,7 +119,7 @@ def worker_command(args: argparse.Namespace) -> int:
             "--pool=threads",
             f"--concurrency={concurrency}",
             "--prefetch-multiplier=1",
-            f"--queues={QUEUE}",
+            f"--queues={settings.job_queue}",
             "--loglevel=INFO",
             "--without-gossip",
             "--without-mingle",

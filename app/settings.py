@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     # Dispatch and workers
     dispatch: DispatchMode = DispatchMode.INPROCESS
     broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
+    job_queue: str = Field(default="enclave.jobs", pattern=r"^[A-Za-z0-9._-]{1,128}$")
     workers: PositiveInt = 1
     max_queued_jobs: PositiveInt = 100
     max_attempts: PositiveInt = 5

@@ -14,7 +14,6 @@ from app.jobs.worker import ProcessFile, pipeline_process_file
 from app.settings import Settings
 
 RUN_JOB_TASK = "enclave.run_job"
-QUEUE = "enclave.jobs"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -28,8 +27,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_ignore_result": True,
-        "task_default_queue": QUEUE,
-        "task_queues": None,
+        "task_default_queue": settings.job_queue,
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": 5,
         "worker_hijack_root_logger": False,

@@ -171,8 +171,12 @@ async def running_api(
     Tests act as several callers by sending ``x-test-identity``; that override stands in
     for the TLS layer, which sets the identity in production.
     """
-    extra = {"compare_images": compare_images} if compare_images else {}
-    app = create_app(settings, process_file=process_file, **extra)
+    extra: dict[str, object] = {}
+    if compare_images is not None:
+        extra["compare_images"] = compare_images
+    if process_file is not None:  # None: the real pipeline
+        extra["process_file"] = process_file
+    app = create_app(settings, **extra)
 
     def identity(request: Request) -> Identity:
         return Identity(
