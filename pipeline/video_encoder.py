@@ -6,6 +6,7 @@ the audio in step with the video.
 """
 
 import contextlib
+import io
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -68,6 +69,10 @@ def output_format(path: Path, encoder: str) -> tuple[str, str]:
         raise InputError(f"the video encoder {encoder!r} is not available here") from error
     if codec.type != "video":
         raise InputError(f"{encoder!r} is not a video encoder")
+    with av.open(io.BytesIO(), mode="w", format=container_format) as empty:
+        supported = empty.supported_codecs
+    if encoder not in supported:
+        raise InputError(f"{path.suffix} files cannot hold {encoder} video")
     return container_format, encoder
 
 
@@ -154,7 +159,7 @@ class VideoWriter:
         video_frame = av.VideoFrame.from_ndarray(_even(frame), format="bgr24")
         video_frame.pts = self.frames
         video_frame.time_base = 1 / self._fps
-        with _writing_video():
+        with _writing_video(f"could not encode {width}x{height} frames with {self._encoder}"):
             self._container.mux(self._stream.encode(video_frame))
         self.frames += 1
         if self._soundtrack is not None:
@@ -164,12 +169,12 @@ class VideoWriter:
     def finish(self) -> None:
         if self._container is None or self._stream is None:
             return
-        with _writing_video():
+        with _writing_video("could not flush the video encoder"):
             self._container.mux(self._stream.encode(None))
         if self._soundtrack is not None:
             with _reading_audio(self._audio_source):
                 self._soundtrack.finish(self._container, float(self.frames / self._fps))
-        with _writing_video():
+        with _writing_video("could not finish the output video"):
             self._container.close()
         self._container = None
 
@@ -185,7 +190,7 @@ class VideoWriter:
     def _open(self, frame: VisionFrame) -> None:
         self._size = (frame.shape[1], frame.shape[0])
         width, height = frame.shape[1] + frame.shape[1] % 2, frame.shape[0] + frame.shape[0] % 2
-        with _writing_video():
+        with _writing_video("could not create the output video"):
             container = av.open(str(self._path), mode="w", format=self._format)
         self._container = container
         stream = container.add_stream(self._encoder, rate=self._fps, options=self._options)
@@ -214,11 +219,11 @@ def _even(frame: VisionFrame) -> VisionFrame:
 
 
 @contextlib.contextmanager
-def _writing_video() -> Iterator[None]:
+def _writing_video(doing: str) -> Iterator[None]:
     try:
         yield
     except av.error.FFmpegError as error:
-        raise PipelineError(f"could not write the output video: {error}") from error
+        raise PipelineError(f"{doing}: {error}") from error
 
 
 @contextlib.contextmanager

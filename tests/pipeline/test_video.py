@@ -13,6 +13,7 @@ from pipeline.errors import (
     CorruptMediaError,
     InputError,
     MediaTooLargeError,
+    PipelineError,
     ProcessingCanceled,
     UnsupportedMediaError,
 )
@@ -158,6 +159,7 @@ def test_video_cut_short_after_its_index_is_corrupt(tmp_path):
     with pytest.raises(CorruptMediaError, match="truncated"):
         transcode_video(cut, tmp_path / "out.mp4", identity, VideoEncoding(), LIMITS)
     assert not (tmp_path / "out.mp4").exists()
+    assert _stage_threads() == []
 
 
 def test_text_named_like_a_video_is_corrupt_and_missing_file_is_an_input_error(tmp_path):
@@ -393,6 +395,7 @@ def test_video_without_audio_stays_silent(tmp_path):
         ("out.mp4", VideoEncoding(encoder="no-such-encoder"), InputError, "not available"),
         ("out.mp4", VideoEncoding(encoder="aac"), InputError, "not a video encoder"),
         ("out.mp4", VideoEncoding(preset="warp"), InputError, "unknown preset"),
+        ("out.mp4", VideoEncoding(encoder="rawvideo"), InputError, "cannot hold rawvideo"),
     ],
 )
 def test_bad_output_settings_are_refused_before_any_work(
@@ -480,6 +483,16 @@ def test_a_processor_changing_size_midway_is_refused(clip, tmp_path):
 
     with pytest.raises(ValueError, match="processed frame 5 is 100x100"):
         transcode_video(clip, tmp_path / "o.mp4", shrink_later, VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
+def test_an_encoder_failure_is_reported_and_leaves_nothing(clip, tmp_path):
+    def too_wide(frame: np.ndarray, _index: int) -> np.ndarray:
+        return np.zeros((16, 70_000, 3), np.uint8)  # beyond what H.264 can describe
+
+    with pytest.raises(PipelineError, match="could not encode 70000x16 frames with libx264"):
+        transcode_video(clip, tmp_path / "o.mp4", too_wide, VideoEncoding(), LIMITS)
     assert list(tmp_path.iterdir()) == []
     assert _stage_threads() == []
 
