@@ -2,8 +2,9 @@
 
 Trust nothing about a file but its bytes: the kind comes from the magic number (never the
 suffix), an image's pixel count is read from its header and refused before any decoder
-allocates memory (decompression bombs), and a truncated JPEG or PNG is refused instead of
-being decoded half grey, as OpenCV would do. Outputs appear whole or not at all.
+allocates memory (decompression bombs), and a truncated JPEG, PNG or WebP is refused instead
+of being decoded half grey, as some OpenCV builds do. A file that is also a ZIP or a PDF (a
+polyglot) is refused. Outputs appear whole or not at all.
 """
 
 import os
@@ -124,7 +125,11 @@ def read_image_header_size(path: Path) -> tuple[int, int]:
 
 
 def read_image(path: Path, limits: Limits) -> VisionFrame:
-    """Read a JPEG, PNG or WebP as BGR, refusing oversized or truncated files before decoding."""
+    """Read a JPEG, PNG or WebP as BGR, refusing oversized or truncated files before decoding.
+
+    Grey becomes BGR, alpha is dropped (as ``cv2.imread`` does) and the EXIF orientation of
+    phone photos is applied.
+    """
     if sniff_media_kind(path) is not MediaKind.IMAGE:
         raise UnsupportedMediaError(f"{path.name} is a video; expected an image (JPEG, PNG, WebP)")
     width, height = read_image_header_size(path)
