@@ -1,9 +1,11 @@
-"""Authorisation: every route declares the role it needs with ``require_role``.
+"""Authorisation: routes declare the role they need; callers without it get 403.
 
-``CurrentIdentity`` gives a handler the caller; ``require_role(Role.SUBMITTER)`` gives it the
-caller only if it holds that role (or one implying it), else the request ends with 403.
-Whether a caller may touch a given job (its own, or any for an auditor) is the job
-service's check, made with ``Identity.has_role``.
+``require_role(Role.SUBMITTER)`` is a dependency that returns the caller only if it holds
+that role (or one implying it). ``require_role_by_method`` declares a whole router at once:
+reads (GET, HEAD) need one role, everything else another. Both take the dependency that
+yields the caller (``caller=``), so an app that wraps identity in its own dependency keeps
+one source of truth. Whether a caller may touch a given job (its own, or any for an
+auditor) is the job service's check, made with ``Identity.has_role``.
 """
 
 from collections.abc import Callable
@@ -15,6 +17,9 @@ from app.security.context import record_denial, request_identity
 from app.security.errors import AccessDeniedError, AuthenticationRequiredError
 from app.security.identity import Identity
 from app.security.roles import Role
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+CallerDependency = Callable[..., Identity]
 
 
 def current_identity(request: Request) -> Identity:
@@ -28,16 +33,36 @@ def current_identity(request: Request) -> Identity:
 CurrentIdentity = Annotated[Identity, Depends(current_identity)]
 
 
-def require_role(*roles: Role) -> Callable[[Request, Identity], Identity]:
+def _admit(request: Request, identity: Identity, roles: tuple[Role, ...]) -> Identity:
+    if any(identity.has_role(role) for role in roles):
+        return identity
+    needed = " or ".join(role.value for role in roles)
+    record_denial(request.scope, f"{identity.name} lacks role {needed}")
+    raise AccessDeniedError(f"this action needs the {needed} role")
+
+
+def require_role(*roles: Role, caller: CallerDependency = current_identity) -> CallerDependency:
     """A dependency admitting callers that hold any of ``roles``; returns the caller."""
     if not roles:
         raise ValueError("require_role needs at least one role")
-    needed = " or ".join(role.value for role in roles)
 
-    def caller_with_role(request: Request, identity: CurrentIdentity) -> Identity:
-        if any(identity.has_role(role) for role in roles):
-            return identity
-        record_denial(request.scope, f"{identity.name} lacks role {needed}")
-        raise AccessDeniedError(f"this action needs the {needed} role")
+    def caller_with_role(
+        request: Request, identity: Annotated[Identity, Depends(caller)]
+    ) -> Identity:
+        return _admit(request, identity, roles)
+
+    return caller_with_role
+
+
+def require_role_by_method(
+    read: Role, write: Role, caller: CallerDependency = current_identity
+) -> CallerDependency:
+    """A router-wide dependency: GET/HEAD need ``read``, other methods need ``write``."""
+
+    def caller_with_role(
+        request: Request, identity: Annotated[Identity, Depends(caller)]
+    ) -> Identity:
+        needed = read if request.method in READ_METHODS else write
+        return _admit(request, identity, (needed,))
 
     return caller_with_role

@@ -76,7 +76,7 @@ class IdentityResolver:
         if chain:
             return self._from_certificate(describe_pem(chain[0]), source, AuthMethod.MTLS)
         if self.insecure_dev:
-            roles = self.roles.roles_for(self.dev_identity) or expand_roles({Role.ADMIN})
+            roles = self.roles.roles_for(self.dev_identity) or expand_roles({Role.SUBMITTER})
             return Identity(self.dev_identity, roles, source, AuthMethod.INSECURE_DEV)
         return "no verified client certificate on the connection"
 

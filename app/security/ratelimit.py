@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.security.context import record_denial, request_identity
+from app.security.identity import AuthMethod
 from app.security.problem import send_problem
 
 MAX_TRACKED_CALLERS = 10_000  # least recently seen callers are forgotten beyond this
@@ -55,7 +56,14 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         identity = request_identity(scope)
-        if scope["type"] != "http" or identity is None or self.limiter.rate <= 0:
+        # In insecure dev mode every caller is the one dev identity: a per-identity limit
+        # would be a global one, which is not what the setting means.
+        if (
+            scope["type"] != "http"
+            or identity is None
+            or identity.authenticated_by is AuthMethod.INSECURE_DEV
+            or self.limiter.rate <= 0
+        ):
             await self.app(scope, receive, send)
             return
         wait = self.limiter.acquire(identity.name)

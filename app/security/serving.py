@@ -83,18 +83,14 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def server_config(
-    app: ASGIApp,
-    security: SecuritySettings,
-    host: str,
-    port: int,
-    insecure_dev: bool = False,
-    **uvicorn_options: Any,
-) -> uvicorn.Config:
-    """A uvicorn ``Config`` that serves mTLS only, or plain HTTP on loopback with ``insecure_dev``.
+def uvicorn_options(
+    security: SecuritySettings, host: str, port: int, insecure_dev: bool = False
+) -> dict[str, Any]:
+    """uvicorn keyword arguments: mTLS only, or plain HTTP on loopback with ``insecure_dev``.
 
-    uvicorn's proxy-header rewriting and access log are off: the network policy reads
-    ``X-Forwarded-For`` itself (trusted proxies only), and an access log would record
+    Pure data apart from loading the TLS files (so a bad certificate fails here, before
+    serving). uvicorn's proxy-header rewriting and access log are off: the network policy
+    reads ``X-Forwarded-For`` itself (trusted proxies only), and an access log would record
     query strings, which may hold signed upload tokens.
     """
     options: dict[str, Any] = {
@@ -104,17 +100,14 @@ def server_config(
         "access_log": False,
         "server_header": False,
         "ws": "none",
-        "lifespan": "on",
-        **uvicorn_options,
     }
     if insecure_dev:
         if not is_loopback_host(host):
             raise TlsConfigurationError(
                 f"--insecure-dev serves plain HTTP and binds loopback only; {host} is not "
-                "loopback (use 127.0.0.1)"
+                "loopback (use 127.0.0.1 or ::1)"
             )
-        logger.warning(INSECURE_DEV_WARNING, host, port)
-        return uvicorn.Config(app, http="httptools", **options)
+        return {**options, "http": "httptools"}
     if not security.tls_configured:
         raise TlsConfigurationError(
             "the service serves HTTPS with client certificates only: set security.tls_cert, "
@@ -122,9 +115,23 @@ def server_config(
             "--insecure-dev for plain HTTP on loopback"
         )
     context = build_server_context(security)
-    return uvicorn.Config(
-        app,
-        http=MutualTlsHttpProtocol,
-        ssl_context_factory=lambda _config, _default: context,
+    return {
         **options,
-    )
+        "http": MutualTlsHttpProtocol,
+        "ssl_context_factory": lambda _config, _default: context,
+    }
+
+
+def server_config(
+    app: ASGIApp,
+    security: SecuritySettings,
+    host: str,
+    port: int,
+    insecure_dev: bool = False,
+    **uvicorn_extra: Any,
+) -> uvicorn.Config:
+    """A uvicorn ``Config`` for ``app`` with ``uvicorn_options`` (and ``uvicorn_extra``)."""
+    options = uvicorn_options(security, host, port, insecure_dev)
+    if insecure_dev:
+        logger.warning(INSECURE_DEV_WARNING, host, port)
+    return uvicorn.Config(app, **{"lifespan": "on", **options, **uvicorn_extra})

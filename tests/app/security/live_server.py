@@ -12,10 +12,10 @@ from typing import Annotated
 
 import httpx
 import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 
 from app.security.audit.file_sink import FileAuditSink
-from app.security.authz import CurrentIdentity, require_role
+from app.security.authz import CurrentIdentity, require_role, require_role_by_method
 from app.security.certs import DevPki
 from app.security.config import SecuritySettings
 from app.security.context import record_job_id
@@ -60,6 +60,19 @@ def make_app(settings: SecuritySettings, audit_log: Path, insecure_dev: bool = F
             raise HTTPException(404, "no such job")
         return {"id": job_id, "owner": owner}
 
+    notes = APIRouter(prefix="/notes")
+
+    @notes.get("")
+    async def read_notes() -> list[str]:
+        return []
+
+    @notes.post("")
+    async def add_note() -> dict[str, bool]:
+        return {"added": True}
+
+    app.include_router(
+        notes, dependencies=[Depends(require_role_by_method(Role.READER, Role.SUBMITTER))]
+    )
     install_security(
         app, settings, FileAuditSink(audit_log), insecure_dev=insecure_dev, dev_identity="dev"
     )

@@ -1,5 +1,6 @@
 """Roles decide what a caller may do; a rate limit per caller answers 429."""
 
+import httpx
 import pytest
 
 from app.security.ratelimit import RateLimiter
@@ -84,6 +85,27 @@ def test_rate_limit_answers_429_with_retry_after_per_caller(pki, tmp_path):
         "denied",
         "allowed",
     ]
+
+
+def test_a_router_declares_read_and_write_roles_at_once(pki, live):
+    url, log = live
+    with mtls_client(pki, "rita", url) as rita:
+        assert rita.get("/notes").status_code == 200
+        assert rita.post("/notes").status_code == 403
+    with mtls_client(pki, "alice", url) as alice:
+        assert alice.post("/notes").status_code == 200
+    assert [line["outcome"] for line in audit_lines(log)] == ["allowed", "denied", "allowed"]
+
+
+def test_insecure_dev_identity_is_a_submitter_and_not_rate_limited(tmp_path):
+    from app.security.config import SecuritySettings
+
+    settings = SecuritySettings(rate_limit_per_second=0.01, rate_limit_burst=1)
+    with serve(settings, tmp_path / "audit.jsonl", insecure_dev=True) as url:
+        statuses = {httpx.get(f"{url}/whoami").status_code for _ in range(3)}
+        roles = httpx.get(f"{url}/whoami").json()["roles"]
+    assert statuses == {200}  # one identity for every caller: a per-caller limit means nothing
+    assert roles == ["reader", "submitter"]
 
 
 def test_token_bucket_refills_at_its_rate():
