@@ -13,12 +13,12 @@ from app.api.compare import CompareImages, pipeline_compare_images
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_session_factory, upgrade_database
 from app.jobs.dispatch import Dispatcher, build_dispatcher
+from app.jobs.notify import webhook_policy
 from app.jobs.service import JobService
 from app.jobs.worker import ProcessFile, pipeline_process_file
 from app.metrics import ServiceMetrics
 from app.settings import Settings
 from app.storage.factory import build_storage, storage_config_from_settings
-from app.webhooks import WebhookPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def create_app(
         dispatcher: Dispatcher = build_dispatcher(
             settings, process_file=process_file, on_report=metrics.observe
         )
-        policy = WebhookPolicy(allowlist=settings.webhook_allowlist)
+        policy = webhook_policy(settings)
         service = JobService(
             settings,
             sessions,

@@ -88,7 +88,10 @@ class Settings(BaseSettings):
 
     # Webhooks
     webhook_allowlist: tuple[str, ...] = ()
-    webhook_secret: SecretStr | None = None
+    webhook_secret: SecretStr | None = None  # Standard Webhooks "whsec_<base64>"
+    # Development only: allow http:// receivers that resolve to loopback.
+    webhook_allow_http_loopback: bool = False
+    webhook_attempts: PositiveInt = 5
 
     # Security (the TLS layer fills these in; insecure dev mode uses the dev identity)
     insecure_dev: bool = False

@@ -31,6 +31,7 @@ from app.errors import (
 from app.jobs import store
 from app.jobs.dispatch import Dispatcher
 from app.jobs.models import Job, Upload
+from app.jobs.notify import notify_job_ended
 from app.jobs.options import JobOptions
 from app.jobs.states import JobState
 from app.jobs.worker import input_prefixes, utcnow
@@ -288,6 +289,7 @@ class JobService:
             job = await store.get_job(session, job_id)
         if canceled_now:
             await self._purge_inputs_later(job)
+            await notify_job_ended(job, self.settings)
         if job.state in (JobState.SUCCEEDED, JobState.FAILED):
             raise JobConflictError(f"job {job_id} already ended: it {job.state}")
         return job
@@ -344,6 +346,9 @@ class JobService:
             old_outputs = await store.jobs_with_outputs_to_purge(
                 session, now - self.settings.output_retention
             )
+        for job_id in expired:
+            async with self.sessions() as session:
+                await notify_job_ended(await store.get_job(session, job_id), self.settings)
         for job_id in orphans:
             await self._dispatch(job_id)
         for job in to_purge:

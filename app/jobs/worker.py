@@ -133,6 +133,7 @@ async def run_job(job_id: uuid.UUID, context: WorkerContext) -> RunReport:
         return RunReport(job_id, None, retry_in_s=settings.retry_backoff.total_seconds())
     if claim.outcome is ClaimOutcome.EXPIRED:
         await _purge_inputs(context, job_id)
+        await _notify(context, job_id)
         return RunReport(job_id, JobState.FAILED)
     if claim.outcome is not ClaimOutcome.CLAIMED:
         retry_in = None
@@ -293,6 +294,7 @@ class _Execution:
             logger.warning("job %s: lease lost before finishing as %s", self.job.id, state)
             return RunReport(self.job.id, None, timings=self.timings)
         await _purge_inputs(self.context, self.job.id)
+        await _notify(self.context, self.job.id)
         return RunReport(self.job.id, state, timings=self.timings)
 
     async def _retry_or_fail(self, exc: Exception) -> RunReport:
@@ -363,6 +365,20 @@ async def _purge_inputs(context: WorkerContext, job_id: uuid.UUID) -> None:
             await store.stamp(session, job_id, inputs_purged_at=context.clock())
     except (StorageUnavailableError, OperationalError) as exc:
         logger.warning("job %s: inputs not purged yet (%s)", job_id, type(exc).__name__)
+
+
+async def _notify(context: WorkerContext, job_id: uuid.UUID) -> None:
+    from app.jobs.notify import notify_job_ended
+
+    async with context.sessions() as session:
+        job = await store.refresh_job(session, job_id)
+    if job is None:
+        return
+    try:
+        await notify_job_ended(job, context.settings)
+    except Exception:
+        # The job has ended either way; a broken notification must not re-run or fail it.
+        logger.exception("job %s: webhook notification failed", job_id)
 
 
 def input_prefixes(job: Job) -> list[str]:

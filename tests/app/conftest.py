@@ -198,3 +198,13 @@ async def running_api(
 async def api(api_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     async with running_api(api_settings) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled models, materialised once per run (from installed packages, offline)."""
+    from pipeline.models import ModelRegistry
+
+    directory = tmp_path_factory.mktemp("models")
+    ModelRegistry(directory).prepare()
+    return directory

@@ -30,15 +30,6 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 VIDEO_FRAMES = 90
 
 
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.models import ModelRegistry
-
-    directory = tmp_path_factory.mktemp("models")
-    ModelRegistry(directory).prepare()
-    return directory
-
-
 @pytest.fixture
 def celery_settings(postgres_url: str, tmp_path: Path, model_dir: Path) -> Settings:
     require_rabbitmq()
