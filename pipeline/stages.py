@@ -14,6 +14,7 @@ from typing import Final, Generic, TypeVar
 T = TypeVar("T")
 
 _POLL_SECONDS = 0.05
+_IDLE_CALL_SECONDS = 0.5
 
 
 class End:
@@ -53,12 +54,17 @@ class Channel(Generic[T]):
             return
         raise StageStopped
 
-    def get(self) -> T | End:
+    def get(self, while_waiting: Callable[[], None] | None = None) -> T | End:
+        """The next item; ``while_waiting`` runs about every half second spent waiting."""
+        waited = 0.0
         while not self._stop.is_set():
             try:
                 return self._queue.get(timeout=_POLL_SECONDS)
             except queue.Empty:
-                continue
+                waited += _POLL_SECONDS
+            if while_waiting is not None and waited >= _IDLE_CALL_SECONDS:
+                waited = 0.0
+                while_waiting()
         raise StageStopped
 
 

@@ -128,6 +128,11 @@ def transcode_video(
     fps = info.fps if encoding.keep_fps else FALLBACK_FPS
     window = min(end, info.frame_count) if end is not None else info.frame_count
     expected = _expected_output_frames(window - start, info.fps, fps)
+
+    def check_cancel() -> None:
+        if should_cancel is not None and should_cancel():
+            raise ProcessingCanceled(f"processing of {source.name} was canceled")
+
     stop = threading.Event()
     decoded = Channel[tuple[int, VisionFrame]](stop, QUEUE_FRAMES)
     processed = Channel[VisionFrame](stop, QUEUE_FRAMES)
@@ -155,9 +160,10 @@ def transcode_video(
             decoder.start()
             encoder_thread.start()
             frames_out = 0
-            while not isinstance(item := decoded.get(), End):
-                if should_cancel is not None and should_cancel():
-                    raise ProcessingCanceled(f"processing of {source.name} was canceled")
+            # Checked per frame, and while waiting, so a slow decode (a long skip to the trim
+            # start) still cancels promptly.
+            while not isinstance(item := decoded.get(while_waiting=check_cancel), End):
+                check_cancel()
                 index, frame = item
                 processed.put(process(frame, index))
                 frames_out += 1
