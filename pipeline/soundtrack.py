@@ -106,9 +106,11 @@ class Soundtrack:
                     tail = [r for f in self._decode(None) for r in self._resample(f)]
                     self._encode(output, tail + self._resampler.resample(None), end)
                 return
-            if packet.pts is None or packet.time_base is None or packet.size == 0:
+            # Some muxers (AVI, MPEG-PS) stamp audio with a decode time only.
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is None or packet.time_base is None or packet.size == 0:
                 continue
-            start = float(packet.pts * packet.time_base) - self._offset
+            start = float(stamp * packet.time_base) - self._offset
             if self._copy:
                 self._copy_packet(output, packet, start, end)
             else:
@@ -131,7 +133,8 @@ class Soundtrack:
         end: float | None,
     ) -> None:
         time_base = packet.time_base
-        if time_base is None or packet.pts is None:
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if time_base is None or stamp is None:
             return
         duration = float(packet.duration * time_base) if packet.duration else 0.0
         self._written_until = start + duration
@@ -141,7 +144,7 @@ class Soundtrack:
         if start + duration <= 0:
             return  # plays before the output's first frame
         shift = round(self._offset / time_base)
-        packet.pts -= shift
+        packet.pts = stamp - shift
         if packet.dts is not None:
             packet.dts -= shift
         if self._copy_stream is not None:
