@@ -124,13 +124,22 @@ class IdentityMiddleware:
 
 
 class RequireIdentityMiddleware:
-    """Answers 401 to any request without an identity, whatever route it asks for."""
+    """Answers 401 to any request without an identity, except on ``anonymous_paths``.
 
-    def __init__(self, app: ASGIApp) -> None:
+    The exemption is by exact path and meant for liveness probes (``/healthz``), which say
+    nothing about jobs; the network policy and the audit log still apply to them.
+    """
+
+    def __init__(self, app: ASGIApp, anonymous_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
+        self.anonymous_paths = anonymous_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or request_identity(scope) is not None:
+        if (
+            scope["type"] not in ("http", "websocket")
+            or request_identity(scope) is not None
+            or (scope["type"] == "http" and scope.get("path") in self.anonymous_paths)
+        ):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":

@@ -31,17 +31,20 @@ def install_security(
     *,
     insecure_dev: bool = False,
     dev_identity: str = "dev",
+    anonymous_paths: frozenset[str] = frozenset(),
 ) -> None:
     """Add the security middlewares (see the module docstring) and their error handlers.
 
     Call it once, after every other ``add_middleware``: the stack must be outermost so that
     refused requests are audited and nothing runs before the network policy.
+    ``anonymous_paths`` (exact paths, e.g. ``{"/healthz"}``) are served without an identity
+    where the transport allows it; over mTLS every connection has one anyway.
     """
     resolver = IdentityResolver(settings, insecure_dev=insecure_dev, dev_identity=dev_identity)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     # add_middleware wraps: the last one added is the outermost.
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
-    app.add_middleware(RequireIdentityMiddleware)
+    app.add_middleware(RequireIdentityMiddleware, anonymous_paths=anonymous_paths)
     app.add_middleware(NetworkPolicyMiddleware, policy=NetworkPolicy.from_settings(settings))
     app.add_middleware(IdentityMiddleware, resolver=resolver)
     app.add_middleware(AuditMiddleware, sink=audit_sink)
