@@ -50,7 +50,8 @@ class Soundtrack:
             origin = float(video.start_time * video.time_base)
         self._offset = origin + video_start  # the source second that becomes output zero
         copyable = _COPYABLE.get(container_format, set())
-        self._copy = video_start == 0.0 and self._stream.codec_context.name in copyable
+        codec = self._stream.codec_context.codec.canonical_name  # "mp3", not "mp3float"
+        self._copy = video_start == 0.0 and codec in copyable
         self._encoder_name = "libopus" if container_format == "webm" else "aac"
         self._packets = self._input.demux(self._stream)
         self._copy_stream: av.stream.Stream | None = None
@@ -68,7 +69,9 @@ class Soundtrack:
             return
         source = self._stream.codec_context
         channels = source.layout.nb_channels
-        layout = source.layout.name if channels <= 2 else "stereo"
+        # Named layouts only ("2 channels" is refused by the encoders); more than two
+        # channels are mixed down to stereo when the sound has to be re-encoded.
+        layout = "mono" if channels == 1 else "stereo"
         if self._encoder_name == "libopus":
             self._rate = 48000  # the only rate Opus takes that every source resamples to
         else:

@@ -168,7 +168,7 @@ class ClipFacts:
     duration: float  # video stream duration in seconds
     width: int
     height: int
-    audio_codec: str | None
+    audio_codec: str | None  # FFmpeg's codec name: "aac", "mp3" (not the decoder "mp3float")
     audio_duration: float | None
 
 
@@ -200,7 +200,7 @@ def clip_facts(path: Path) -> ClipFacts:
         duration=duration,
         width=width,
         height=height,
-        audio_codec=audio_stream.codec_context.name if audio_stream is not None else None,
+        audio_codec=audio_stream.codec_context.codec.canonical_name if audio_stream else None,
         audio_duration=audio_end if audio_stream is not None else None,
     )
 

@@ -374,6 +374,27 @@ def test_containers_and_encoders(clip, tmp_path, suffix, encoder, video_codec, a
     _assert_same_timing(output, 40, NTSC)
 
 
+@pytest.mark.parametrize(
+    ("audio_encoder", "suffix", "kept_as"),
+    [
+        ("libmp3lame", ".mp4", "mp3"),  # MP4 holds MP3: copied
+        ("libopus", ".mp4", "opus"),
+        ("pcm_s16le", ".mov", "pcm_s16le"),  # QuickTime holds PCM: copied
+        ("pcm_s16le", ".mp4", "aac"),  # MP4 does not: re-encoded
+        ("libmp3lame", ".webm", "opus"),  # WebM holds only Opus/Vorbis
+    ],
+)
+def test_sound_is_copied_when_the_container_holds_it_else_re_encoded(
+    tmp_path, audio_encoder, suffix, kept_as
+):
+    source = make_clip(tmp_path / "source.mkv", size=(64, 48), audio_encoder=audio_encoder)
+    output = tmp_path / f"out{suffix}"
+    transcode_video(source, output, identity, VideoEncoding(preset="ultrafast"), LIMITS)
+    facts = clip_facts(output)
+    assert facts.audio_codec == kept_as
+    assert facts.audio_duration == pytest.approx(facts.duration, abs=0.05)
+
+
 def test_quality_changes_the_size(clip, tmp_path):
     low, high = tmp_path / "low.mp4", tmp_path / "high.mp4"
     transcode_video(clip, low, identity, VideoEncoding(quality=10), LIMITS)
