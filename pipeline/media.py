@@ -164,7 +164,10 @@ def _decode(data: bytes, name: str) -> VisionFrame:
     _check_complete(data, name)
     buffer = np.frombuffer(data, dtype=np.uint8)
     # IMREAD_COLOR turns grey into BGR, drops alpha and applies the EXIF orientation.
-    frame = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    try:
+        frame = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    except cv2.error as error:
+        raise CorruptMediaError(f"{name} could not be decoded: the file is damaged") from error
     if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
         raise CorruptMediaError(f"{name} could not be decoded; the file is damaged")
     return np.ascontiguousarray(frame, dtype=np.uint8)

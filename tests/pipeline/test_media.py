@@ -1,6 +1,7 @@
 """Images: sniffed by magic bytes, size-checked before decoding, refused when cut short,
 written whole or not at all."""
 
+import contextlib
 import io
 import struct
 import tracemalloc
@@ -12,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import (
     CorruptMediaError,
@@ -247,6 +250,39 @@ def test_damaged_png_data_is_refused(photo):
     data[idat + 40 : idat + 80] = b"\xff" * 40
     with pytest.raises(CorruptMediaError):
         decode_image_bytes(bytes(data), LIMITS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    prefix=st.sampled_from(
+        [b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF\x10\x00\x00\x00WEBPVP8 "]
+    ),
+    body=st.binary(max_size=300),
+)
+def test_garbage_behind_an_image_signature_is_an_input_error_never_a_crash(prefix, body):
+    try:
+        frame = decode_image_bytes(prefix + body, LIMITS)
+    except InputError:
+        return
+    assert frame.ndim == 3 and frame.shape[2] == 3
+
+
+_SMALL = np.ascontiguousarray(astronaut_bgr()[::8, ::8])
+_REAL_IMAGES = [
+    cv2.imencode(".jpg", _SMALL)[1].tobytes(),
+    cv2.imencode(".png", _SMALL)[1].tobytes(),
+    cv2.imencode(".webp", _SMALL)[1].tobytes(),
+]
+
+
+@settings(max_examples=100, deadline=None)
+@given(cut=st.integers(min_value=1, max_value=2000), flip=st.integers(min_value=0, max_value=255))
+def test_damaged_real_images_are_an_input_error_never_a_crash(cut, flip):
+    for data in _REAL_IMAGES:
+        damaged = bytearray(data[: max(12, len(data) - cut)])
+        damaged[min(len(damaged) - 1, 20 + cut)] ^= flip
+        with contextlib.suppress(InputError):
+            decode_image_bytes(bytes(damaged), LIMITS)
 
 
 def test_a_video_is_not_accepted_as_an_image(tmp_path):
