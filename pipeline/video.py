@@ -142,7 +142,8 @@ def transcode_video(
             container_format=container_format,
             encoder=encoder,
             fps=fps,
-            encoding=encoding,
+            quality=encoding.quality,
+            preset=encoding.preset,
             audio_source=source if info.has_audio else None,
             video_start=float(start / info.fps),
         )

@@ -10,7 +10,6 @@ import io
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import av.container
@@ -23,9 +22,6 @@ from pipeline.errors import CorruptMediaError, InputError, PipelineError, Unsupp
 from pipeline.soundtrack import Soundtrack
 from pipeline.stages import Channel, End
 from pipeline.types import VisionFrame
-
-if TYPE_CHECKING:
-    from pipeline.video import VideoEncoding
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 _WEBM_ENCODERS = {"libvpx-vp9", "libvpx", "libaom-av1", "libsvtav1"}
@@ -109,7 +105,8 @@ class VideoWriter:
         container_format: str,
         encoder: str,
         fps: Fraction,
-        encoding: "VideoEncoding",
+        quality: int,
+        preset: str,
         audio_source: Path | None,
         video_start: float,
     ) -> None:
@@ -117,10 +114,10 @@ class VideoWriter:
         self._format = container_format
         self._encoder = encoder
         self._fps = fps
-        self._encoding = encoding
+        self._quality = quality
         self._audio_source = audio_source
         self._video_start = video_start
-        self._options = encoder_options(encoder, encoding.quality, encoding.preset)
+        self._options = encoder_options(encoder, quality, preset)
         self._container: av.container.OutputContainer | None = None
         self._stream: VideoStream | None = None
         self._soundtrack: Soundtrack | None = None
@@ -199,7 +196,7 @@ class VideoWriter:
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / self._fps
         if not self._options:
-            stream.bit_rate = _bit_rate(width, height, self._fps, self._encoding.quality)
+            stream.bit_rate = _bit_rate(width, height, self._fps, self._quality)
         if self._encoder == "libx265" and self._format in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # the tag Apple players require for HEVC
         self._stream = stream
