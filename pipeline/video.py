@@ -270,7 +270,8 @@ def _display_rotation(container: av.container.InputContainer, name: str) -> int:
 def _frame_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate is not None and 0 < rate <= _MAX_SANE_FPS:
-            return Fraction(rate)
+            # Some encoders (mpeg4) refuse time bases over 16 bits; common rates fit exactly.
+            return Fraction(rate).limit_denominator(65535)
     return None
 
 
