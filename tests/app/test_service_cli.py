@@ -74,3 +74,51 @@ def test_openapi_documents_problem_details_and_both_job_encodings() -> None:
     assert set(submit["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
     assert "application/problem+json" in submit["responses"]["429"]["content"]
     assert {"/jobs/{job_id}/result", "/compare", "/readyz", "/metrics"} <= set(document["paths"])
+
+
+@pytest.mark.slow
+def test_enclave_serve_insecure_dev_answers_on_loopback(tmp_path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENCLAVE_")}
+    env.update(
+        ENCLAVE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'enclave.db'}",
+        ENCLAVE_STORAGE_DIR=str(tmp_path / "storage"),
+    )
+    enclave = Path(sys.executable).parent / "enclave"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(enclave), "serve", "--insecure-dev", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for _ in range(300):
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.1)
+        else:
+            pytest.fail(f"enclave serve did not come up:\n{log.read_text()}")
+        assert response.status_code == 200, response.text
+        jobs = httpx.get(f"http://127.0.0.1:{port}/jobs", timeout=5)
+        assert jobs.json() == {"items": [], "next_cursor": None}
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    output = log.read_text()
+    assert "INSECURE DEV MODE" in output
+    assert (tmp_path / "enclave.db").is_file()  # migrated at start-up
