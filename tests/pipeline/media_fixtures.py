@@ -1,4 +1,4 @@
-"""Test media built from registry photos: short clips with camera motion and a sine soundtrack.
+"""Test media built from registry photos: short clips with camera motion and a soundtrack.
 
 Used by the media/video tests and by the pipeline's end-to-end tests. Everything is made
 in the test's tmp_path from files that ship with installed packages; nothing is fetched.
@@ -9,13 +9,14 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import resources
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+
+from tests.pipeline.photos import astronaut
 
 MEGAMIND = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 """Debian opencv-doc's sample: 720x528, 270 frames at 23.976 fps, faces, AC-3 audio."""
@@ -29,27 +30,6 @@ def require_media(path: Path) -> Path:
     if os.environ.get("ENCLAVE_REQUIRE_MEDIA") == "1":
         pytest.fail(f"{reason}; required because ENCLAVE_REQUIRE_MEDIA=1")
     pytest.skip(reason)
-
-
-def astronaut_bgr() -> np.ndarray:
-    """scikit-image's astronaut (512x512, one face) as a BGR frame."""
-    from skimage import data
-
-    return cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
-
-
-def insightface_image(name: str = "t1.jpg") -> Path:
-    """A photo shipped in the insightface wheel (t1.jpg: six faces)."""
-    path = Path(str(resources.files("insightface"))) / "data" / "images" / name
-    if not path.is_file():
-        pytest.fail(f"{path} is missing from the installed insightface package")
-    return path
-
-
-def t1_bgr() -> np.ndarray:
-    frame = cv2.imread(str(insightface_image("t1.jpg")), cv2.IMREAD_COLOR)
-    assert frame is not None
-    return frame
 
 
 def panning_frames(
@@ -93,7 +73,7 @@ def make_clip(
     ``display_rotation`` records a display matrix, as phones do for portrait clips.
     """
     if frames is None:
-        frames = panning_frames(astronaut_bgr(), 40, size)
+        frames = panning_frames(astronaut(), 40, size)
     width, height = size
     with av.open(str(path), mode="w") as container:
         video = container.add_stream(encoder, rate=fps)

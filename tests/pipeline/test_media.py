@@ -31,7 +31,8 @@ from pipeline.media import (
     write_image,
 )
 from pipeline.options import Limits
-from tests.pipeline.media_fixtures import MEGAMIND, astronaut_bgr, insightface_image, make_clip
+from tests.pipeline.media_fixtures import MEGAMIND, make_clip
+from tests.pipeline.photos import astronaut, t1_path
 
 LIMITS = Limits()
 
@@ -39,7 +40,7 @@ LIMITS = Limits()
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     # Odd sizes catch width/height mix-ups in the header parsers.
-    return np.ascontiguousarray(astronaut_bgr()[:301, :257])
+    return np.ascontiguousarray(astronaut()[:301, :257])
 
 
 def _encoded(frame: np.ndarray, extension: str, *params: int) -> bytes:
@@ -96,7 +97,7 @@ def test_extended_webp_reports_its_canvas_size(tmp_path, photo):
 
 
 def test_a_real_photo_reports_its_size(tmp_path):
-    t1 = insightface_image("t1.jpg")
+    t1 = t1_path()
     width, height = read_image_header_size(t1)
     assert read_image(t1, LIMITS).shape == (height, width, 3)
 
@@ -267,7 +268,7 @@ def test_garbage_behind_an_image_signature_is_an_input_error_never_a_crash(prefi
     assert frame.ndim == 3 and frame.shape[2] == 3
 
 
-_SMALL = np.ascontiguousarray(astronaut_bgr()[::8, ::8])
+_SMALL = np.ascontiguousarray(astronaut()[::8, ::8])
 _REAL_IMAGES = [
     cv2.imencode(".jpg", _SMALL)[1].tobytes(),
     cv2.imencode(".png", _SMALL)[1].tobytes(),

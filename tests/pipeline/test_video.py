@@ -28,7 +28,6 @@ from pipeline.video import (
 )
 from tests.pipeline.media_fixtures import (
     MEGAMIND,
-    astronaut_bgr,
     audio_samples,
     beep,
     clip_facts,
@@ -37,8 +36,8 @@ from tests.pipeline.media_fixtures import (
     make_clip,
     panning_frames,
     require_media,
-    t1_bgr,
 )
+from tests.pipeline.photos import astronaut, read, t1_path
 
 LIMITS = Limits()
 NTSC = Fraction(30000, 1001)
@@ -56,13 +55,13 @@ def media(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clip(media) -> Path:
     """40 frames of 320x240 at 29.97 fps panning across t1.jpg, with a sine soundtrack."""
-    return make_clip(media / "t1.mp4", panning_frames(t1_bgr(), 40), fps=NTSC)
+    return make_clip(media / "t1.mp4", panning_frames(read(t1_path()), 40), fps=NTSC)
 
 
 @pytest.fixture(scope="module")
 def beeping_clip(media) -> Path:
     """50 frames at 25 fps (2 s) of the astronaut; the audio beeps from 1.0 s to 1.2 s."""
-    frames = panning_frames(astronaut_bgr(), 50)
+    frames = panning_frames(astronaut(), 50)
     return make_clip(media / "beep.mp4", frames, fps=Fraction(25), tone=beep(1.0, 1.2))
 
 
@@ -101,7 +100,7 @@ def test_iter_frames_yields_every_frame_as_bgr(clip):
     frames = list(iter_frames(clip, LIMITS))
     assert len(frames) == 40
     assert all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in frames)
-    expected = next(panning_frames(t1_bgr(), 40))
+    expected = next(panning_frames(read(t1_path()), 40))
     assert cv2.PSNR(frames[0], expected) > 30
 
 
@@ -252,7 +251,7 @@ def test_trim_keeps_the_window_and_its_sound_in_sync(beeping_clip, tmp_path):
 @pytest.mark.parametrize("trim_start", [None, 10])
 def test_sound_stays_in_sync_when_the_video_starts_late_in_the_container(tmp_path, trim_start):
     # MPEG-TS gives the video a start time after the audio's; the output starts both at zero.
-    frames = panning_frames(astronaut_bgr(), 50)
+    frames = panning_frames(astronaut(), 50)
     source = make_clip(tmp_path / "broadcast.ts", frames, fps=Fraction(25), tone=beep(1.0, 1.2))
     output = tmp_path / "out.mp4"
     encoding = VideoEncoding(trim_frame_start=trim_start)
@@ -300,7 +299,7 @@ def test_impossible_trim_is_refused(clip, tmp_path, start, end, message):
 def test_without_keep_fps_the_output_is_25_fps_with_the_same_duration(
     beeping_clip, media, tmp_path
 ):
-    source = make_clip(media / "ntsc.mp4", panning_frames(astronaut_bgr(), 60), fps=NTSC)
+    source = make_clip(media / "ntsc.mp4", panning_frames(astronaut(), 60), fps=NTSC)
     output = tmp_path / "25.mp4"
     result = transcode_video(source, output, identity, VideoEncoding(keep_fps=False), LIMITS)
     assert result.fps == FALLBACK_FPS == Fraction(25)
