@@ -95,6 +95,12 @@ def register_run(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     )
     models.add_argument("--face-detector-score", type=_fraction, default=0.5)
     models.add_argument(
+        "--face-detector-interval",
+        type=_positive,
+        default=3,
+        help="in videos, detect every N frames and track faces in between (1: every frame)",
+    )
+    models.add_argument(
         "--face-recognizer-model",
         default=None,
         help="sface (bundled, default) or a provisioned arcface",
@@ -195,6 +201,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         execution_providers=tuple(args.execution_providers),
         face_detector_model=args.face_detector_model,
         face_detector_score=args.face_detector_score,
+        face_detector_interval=args.face_detector_interval,
         face_recognizer_model=args.face_recognizer_model,
         face_swapper_model=args.face_swapper_model,
         face_enhancer_model=args.face_enhancer_model,

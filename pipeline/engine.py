@@ -26,6 +26,7 @@ from pipeline.select import select_faces
 from pipeline.swap import FacePatch, FaceSwapper, SourceIdentity
 from pipeline.swap.inswapper import InSwapper, load_emap
 from pipeline.swap.landmark import LandmarkSwapper
+from pipeline.track import FaceTracker
 from pipeline.types import Embedding, VisionFrame
 
 DEFAULT_RECOGNIZER = "sface"
@@ -73,12 +74,25 @@ class Engine:
     frame_enhancer: FrameStage | None
     model_names: tuple[str, ...]
     reference: Embedding | None = None
+    tracker: FaceTracker | None = None
+
+    def start_sequence(self) -> None:
+        """Frames from now on are consecutive frames of one video: reuse detections.
+
+        Takes effect when ``face_detector_interval`` > 1 and 68 landmarks are available.
+        """
+        interval = self.options.face_detector_interval
+        if interval > 1 and self.landmarker is not None:
+            self.tracker = FaceTracker(self.detector.detect, self.landmarker, interval)
 
     def analyse(self, frame: VisionFrame, *, with_embedding: bool = False) -> list[Face]:
-        """Detected faces with the landmarks (and embeddings) later stages need."""
-        faces = self.detector.detect(frame)
-        if self.landmarker is not None:
-            faces = [face.with_landmarks(self.landmarker.predict(frame, face)) for face in faces]
+        """Detected (or tracked) faces with the landmarks and embeddings later stages need."""
+        if self.tracker is not None:
+            faces = self.tracker.faces(frame)
+        else:
+            faces = self.detector.detect(frame)
+            if self.landmarker is not None:
+                faces = self.landmarker.annotate(frame, faces)
         if with_embedding:
             faces = [face.with_embedding(self.recognizer.embed(frame, face)) for face in faces]
         return faces
@@ -177,7 +191,7 @@ def build_engine(options: RunOptions) -> Engine:
     wants_region = "region" in options.face_mask_types
     landmarker = (
         LandmarkPredictor(loader.path(DEFAULT_LANDMARKER))
-        if swapping and (landmark_swap or wants_region)
+        if swapping and (landmark_swap or wants_region or options.face_detector_interval > 1)
         else None
     )
     swapper: FaceSwapper | None = None

@@ -45,6 +45,8 @@ class RunOptions:
     execution_providers: tuple[str, ...] = ("cpu",)
     face_detector_model: str = "retinaface"
     face_detector_score: float = 0.5
+    face_detector_interval: int = 3
+    """In videos, run the detector every this many frames and track faces in between."""
     face_recognizer_model: str | None = None
     face_swapper_model: str = "landmark"
     face_enhancer_model: str | None = None

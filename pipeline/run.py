@@ -155,6 +155,7 @@ class _Run:
         probe_video(self.target, options.limits)
         if options.face_selector_mode is FaceSelectorMode.REFERENCE and engine.reference is None:
             engine.set_reference(_first_frame_with_face(engine, self.target), self.target.name)
+        engine.start_sequence()
         totals = {"found": 0, "swapped": 0}
 
         def process(frame: VisionFrame, _index: int) -> VisionFrame:

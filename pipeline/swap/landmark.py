@@ -88,34 +88,35 @@ def _delaunay(points: Points) -> Triangles:
     return np.array(triangles, dtype=np.int32)
 
 
-def _warp_triangle(
-    source: VisionFrame, canvas: VisionFrame, source_points: Points, canvas_points: Points
+def _warp_mesh(
+    source: VisionFrame,
+    canvas: VisionFrame,
+    source_points: Points,
+    canvas_points: Points,
+    triangles: Triangles,
 ) -> None:
-    sx, sy, sw, sh = cv2.boundingRect(source_points)
-    cx, cy, cw, ch = cv2.boundingRect(canvas_points)
-    source_height, source_width = source.shape[:2]
-    sx0, sy0 = max(sx, 0), max(sy, 0)
-    sx1, sy1 = min(sx + sw, source_width), min(sy + sh, source_height)
-    canvas_height, canvas_width = canvas.shape[:2]
-    cx0, cy0 = max(cx, 0), max(cy, 0)
-    cx1, cy1 = min(cx + cw, canvas_width), min(cy + ch, canvas_height)
-    if sx1 <= sx0 or sy1 <= sy0 or cx1 <= cx0 or cy1 <= cy0:
+    """Piecewise-affine warp of ``source`` onto ``canvas`` (in place), one ``remap`` in all.
+
+    Each canvas pixel is labelled with the triangle that covers it; the inverse affine
+    maps of all triangles are then applied at once, so the cost is one pass over the ROI
+    instead of a warp per triangle.
+    """
+    height, width = canvas.shape[:2]
+    labels = np.full((height, width), -1, dtype=np.int32)
+    inverse = np.empty((len(triangles), 2, 3), dtype=np.float32)
+    for index, triangle in enumerate(triangles):
+        inverse[index] = cv2.getAffineTransform(canvas_points[triangle], source_points[triangle])
+        cv2.fillConvexPoly(labels, np.round(canvas_points[triangle]).astype(np.int32), index)
+    ys, xs = np.nonzero(labels >= 0)
+    if len(xs) == 0:
         return
-    matrix = cv2.getAffineTransform(
-        (source_points - (sx0, sy0)).astype(np.float32),
-        (canvas_points - (cx0, cy0)).astype(np.float32),
-    )
-    warped = cv2.warpAffine(
-        source[sy0:sy1, sx0:sx1],
-        matrix,
-        (cx1 - cx0, cy1 - cy0),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-    inside = np.zeros((cy1 - cy0, cx1 - cx0), dtype=np.uint8)
-    cv2.fillConvexPoly(inside, np.round(canvas_points - (cx0, cy0)).astype(np.int32), 1)
-    region = canvas[cy0:cy1, cx0:cx1]
-    region[inside > 0] = warped[inside > 0]
+    maps = inverse[labels[ys, xs]]
+    map_x = np.full((height, width), -1.0, dtype=np.float32)
+    map_y = np.full((height, width), -1.0, dtype=np.float32)
+    map_x[ys, xs] = maps[:, 0, 0] * xs + maps[:, 0, 1] * ys + maps[:, 0, 2]
+    map_y[ys, xs] = maps[:, 1, 0] * xs + maps[:, 1, 1] * ys + maps[:, 1, 2]
+    warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    canvas[ys, xs] = warped[ys, xs]
 
 
 class LandmarkSwapper:
@@ -162,8 +163,7 @@ class LandmarkSwapper:
         local = (destination_points - (x1, y1)).astype(np.float32)
 
         canvas = region.copy()
-        for triangle in self._mesh(source, source_points):
-            _warp_triangle(source.frame, canvas, source_points[triangle], local[triangle])
+        _warp_mesh(source.frame, canvas, source_points, local, self._mesh(source, source_points))
 
         outline = np.vstack((local[JAW], local[68:]))
         erode = max(3, int(options.erode * face_size) | 1)
@@ -181,12 +181,28 @@ class LandmarkSwapper:
 def _match_low_frequencies(
     pixels: VisionFrame, reference: VisionFrame, inside: npt.NDArray[np.bool_], sigma: float
 ) -> VisionFrame:
-    """``pixels`` with the reference's colour and shading, keeping its own detail."""
+    """``pixels`` with the reference's colour and shading, keeping its own detail.
+
+    The correction is a normalised blur of the difference, wide by design, so it is
+    computed at a quarter of the resolution (or less) and scaled back up.
+    """
+    height, width = inside.shape
+    step = max(1, int(sigma / 4))
+    small = (max(1, width // step), max(1, height // step))
     weight = inside.astype(np.float32)
     difference = (reference.astype(np.float32) - pixels.astype(np.float32)) * weight[..., None]
-    numerator = cv2.GaussianBlur(difference, (0, 0), sigma)
-    denominator = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
-    corrected = pixels.astype(np.float32) + numerator / np.maximum(denominator, 1e-3)
+    numerator = cv2.GaussianBlur(
+        cv2.resize(difference, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step
+    )
+    denominator = cv2.GaussianBlur(
+        cv2.resize(weight, small, interpolation=cv2.INTER_AREA), (0, 0), sigma / step
+    )
+    correction = cv2.resize(
+        numerator / np.maximum(denominator, 1e-3)[..., None],
+        (width, height),
+        interpolation=cv2.INTER_LINEAR,
+    )
+    corrected = pixels.astype(np.float32) + np.asarray(correction, dtype=np.float32)
     return np.clip(np.rint(corrected), 0, 255).astype(np.uint8)
 
 

@@ -1,0 +1,57 @@
+"""Detection reuse: faces tracked between detections stay where a detector would put them."""
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.detect import DetectorConfig, RetinaFaceDetector
+from pipeline.landmarks import LandmarkPredictor
+from pipeline.models import ModelRegistry, create_session, resolve_providers
+from pipeline.track import FaceTracker
+from tests.pipeline.media_fixtures import panning_frames
+from tests.pipeline.photos import read, t1_path
+
+
+def test_tracker_detects_every_nth_frame_and_follows_faces_in_between(model_dir: Path) -> None:
+    registry = ModelRegistry(model_dir)
+    detector = RetinaFaceDetector(
+        create_session(registry.path("retinaface"), resolve_providers(["cpu"])), DetectorConfig()
+    )
+    calls = []
+
+    def counting_detect(frame):
+        calls.append(1)
+        return detector.detect(frame)
+
+    tracker = FaceTracker(counting_detect, LandmarkPredictor(registry.path("dlib68")), 3)
+    frames = list(panning_frames(read(t1_path()), 30, (960, 540)))[:12]
+    for index, frame in enumerate(frames):
+        tracked = tracker.faces(frame)
+        fresh = detector.detect(frame)
+        if index % 3 == 0:
+            assert len(tracked) == len(fresh) >= 5
+        else:  # a face entering or leaving at the edge shows up at the next detection
+            assert abs(len(tracked) - len(fresh)) <= 1
+        for b in fresh:
+            if b.box[0] < 0 or b.box[2] > 960:
+                continue
+            a = min(tracked, key=lambda face: float(np.linalg.norm(face.kps5 - b.kps5)))
+            assert a.landmarks68 is not None
+            error = np.linalg.norm(a.kps5 - b.kps5, axis=1).mean()
+            assert error < 0.08 * b.width, (index, error, b.width)
+    assert len(calls) == 4
+
+
+def test_tracker_drops_a_face_that_leaves_and_redetects(model_dir: Path) -> None:
+    registry = ModelRegistry(model_dir)
+    detector = RetinaFaceDetector(
+        create_session(registry.path("retinaface"), resolve_providers(["cpu"])), DetectorConfig()
+    )
+    tracker = FaceTracker(detector.detect, LandmarkPredictor(registry.path("dlib68")), 100)
+    frame = read(t1_path())
+    assert len(tracker.faces(frame)) == 6
+    blank = np.zeros_like(frame)
+    blank[:, :600] = frame[:, :600]  # the right half of the picture is gone
+    kept = tracker.faces(blank)
+    assert 1 <= len(kept) < 6
+    assert all(face.box[0] < 600 for face in kept)
