@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app.api import compare, jobs, ops, uploads
 from app.api.compare import CompareImages, pipeline_compare_images
+from app.api.deps import get_identity
 from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_session_factory, upgrade_database
 from app.jobs.dispatch import Dispatcher, build_dispatcher
@@ -17,6 +18,11 @@ from app.jobs.notify import webhook_policy
 from app.jobs.service import JobService
 from app.jobs.worker import ProcessFile, pipeline_process_file
 from app.metrics import ServiceMetrics
+from app.security.audit import AuditSink, build_audit_sink
+from app.security.authz import require_role_by_method
+from app.security.config import AuditSinkKind
+from app.security.middleware import install_security
+from app.security.roles import Role
 from app.settings import Settings
 from app.storage.factory import build_storage, storage_config_from_settings
 
@@ -84,9 +90,29 @@ def create_app(
     )
     app.state.settings = settings
     install_problem_handlers(app)
-    for router in (jobs.router, uploads.router, compare.router, ops.router):
-        app.include_router(router)
+    # Reads need the reader role, anything that creates or changes needs submitter; which
+    # jobs a caller may see is the job service's ownership check.
+    caller_with_role = require_role_by_method(Role.READER, Role.SUBMITTER, caller=get_identity)
+    for router in (jobs.router, uploads.router, compare.router):
+        app.include_router(router, dependencies=[Depends(caller_with_role)])
+    app.include_router(ops.router)
+    install_security(
+        app,
+        settings.security,
+        _audit_sink(settings),
+        insecure_dev=settings.insecure_dev,
+        dev_identity=settings.dev_identity,
+        anonymous_paths=frozenset({"/healthz"}),
+    )
     return app
+
+
+def _audit_sink(settings: Settings) -> AuditSink:
+    """The audit sink; the object-store one gets its own storage client (built, not opened)."""
+    storage = None
+    if settings.security.audit_sink is AuditSinkKind.OBJECT_STORE:
+        storage = build_storage(storage_config_from_settings(settings))
+    return build_audit_sink(settings.security, storage)
 
 
 async def _sweep_forever(service: JobService, settings: Settings) -> None:

@@ -2,19 +2,20 @@
 ``enclave openapi``.
 
 ``serve`` builds a uvicorn configuration from flags and settings (``server_options``,
-pure data, tested) and then runs it. Until the TLS layer lands it serves plain HTTP only
-with ``--insecure-dev`` and only on loopback.
+pure data, tested) and then runs it: HTTPS with client certificates (``app.security``), or
+plain HTTP only with ``--insecure-dev`` and only on loopback.
 """
 
 import argparse
-import ipaddress
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli import EXIT_BAD_INPUT, EXIT_OK, CommandError
 
-LOOPBACK_NAMES = frozenset({"localhost"})
+if TYPE_CHECKING:
+    from app.security.config import SecuritySettings
+
 INSECURE_WARNING = (
     "\n"
     "  ******************************************************************\n"
@@ -51,35 +52,22 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     openapi.set_defaults(handler=openapi_command)
 
 
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
+def server_options(
+    args: argparse.Namespace, security: "SecuritySettings | None" = None
+) -> dict[str, Any]:
+    """uvicorn keyword arguments for ``serve``: HTTPS with client certificates (``security``),
+    or plain HTTP on loopback only with ``--insecure-dev``."""
+    from app.security.config import SecuritySettings
+    from app.security.errors import TlsConfigurationError
+    from app.security.serving import uvicorn_options
+
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def server_options(args: argparse.Namespace) -> dict[str, Any]:
-    """uvicorn keyword arguments for ``serve`` (TLS options join here with the security layer)."""
-    if not args.insecure_dev:
-        raise CommandError(
-            "serving without TLS needs --insecure-dev (TLS with client certificates is not "
-            "configured in this build)",
-            EXIT_BAD_INPUT,
+        options = uvicorn_options(
+            security or SecuritySettings(), args.host, args.port, args.insecure_dev
         )
-    if not is_loopback(args.host):
-        raise CommandError(
-            f"--insecure-dev only binds to loopback, not {args.host}; use 127.0.0.1 or ::1",
-            EXIT_BAD_INPUT,
-        )
-    return {
-        "host": args.host,
-        "port": args.port,
-        "proxy_headers": False,
-        "server_header": False,
-        "log_config": None,
-    }
+    except TlsConfigurationError as error:
+        raise CommandError(str(error), EXIT_BAD_INPUT) from error
+    return {**options, "log_config": None}
 
 
 def load_settings(**overrides: Any) -> "Any":
@@ -94,13 +82,14 @@ def load_settings(**overrides: Any) -> "Any":
 
 
 def serve_command(args: argparse.Namespace) -> int:
-    options = server_options(args)
-    settings = load_settings(insecure_dev=True)
+    settings = load_settings(insecure_dev=args.insecure_dev)
+    options = server_options(args, settings.security)
     import uvicorn
 
     from app.main import create_app
 
-    print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    if args.insecure_dev:
+        print(INSECURE_WARNING, file=sys.stderr, flush=True)
     uvicorn.run(create_app(settings), **options)
     return EXIT_OK
 

@@ -21,6 +21,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from app.security.config import SecuritySettings
+
 CONFIG_FILE_VARIABLE = "ENCLAVE_CONFIG"
 
 
@@ -41,7 +43,11 @@ class Settings(BaseSettings):
     """The service's configuration; one instance is built at start-up and injected."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ENCLAVE_", extra="forbid", frozen=True, validate_default=True
+        env_prefix="ENCLAVE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
     )
 
     # Job store
@@ -93,7 +99,9 @@ class Settings(BaseSettings):
     webhook_allow_http_loopback: bool = False
     webhook_attempts: PositiveInt = 5
 
-    # Security (the TLS layer fills these in; insecure dev mode uses the dev identity)
+    # Security: mTLS, network policy, roles, rate limits, audit (ENCLAVE_SECURITY__*, [security])
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    # Plain HTTP on loopback (`enclave serve --insecure-dev`); every caller is dev_identity
     insecure_dev: bool = False
     dev_identity: str = "dev"
 
