@@ -40,6 +40,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     worker.add_argument(
         "--concurrency", type=int, default=None, help="jobs at once (default: settings.workers)"
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve this worker's Prometheus metrics (stage latencies) on this port",
+    )
     worker.set_defaults(handler=worker_command)
 
     database = subparsers.add_parser("db", help="job store administration")
@@ -99,7 +105,16 @@ def worker_command(args: argparse.Namespace) -> int:
     from app.jobs.celery_app import create_celery
 
     concurrency = args.concurrency or settings.workers
-    app = create_celery(settings)
+    on_report = None
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from app.metrics import ServiceMetrics
+
+        metrics = ServiceMetrics()
+        start_http_server(args.metrics_port, registry=metrics.registry)
+        on_report = metrics.observe
+    app = create_celery(settings, on_report=on_report)
     # Threads, not prefork: the broker connection keeps its heartbeat while a long video
     # runs, and killing the process (or the machine) returns every unacked job to the queue.
     app.worker_main(

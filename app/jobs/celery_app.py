@@ -6,11 +6,12 @@ the lease in the job row keeps two workers from running it at once.
 """
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
 
-from app.jobs.worker import ProcessFile, pipeline_process_file
+from app.jobs.worker import ProcessFile, RunReport, pipeline_process_file
 from app.settings import Settings
 
 RUN_JOB_TASK = "enclave.run_job"
@@ -36,8 +37,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_celery(settings: Settings, process_file: ProcessFile = pipeline_process_file) -> Celery:
-    """A Celery app bound to ``settings`` (never the global default app)."""
+def create_celery(
+    settings: Settings,
+    process_file: ProcessFile = pipeline_process_file,
+    on_report: Callable[[RunReport], None] | None = None,
+) -> Celery:
+    """A Celery app bound to ``settings`` (never the global default app).
+
+    ``on_report`` sees every finished delivery (the worker's metrics use it).
+    """
     app = Celery("enclave", set_as_current=False)
     app.conf.update(celery_config(settings))
 
@@ -46,6 +54,8 @@ def create_celery(settings: Settings, process_file: ProcessFile = pipeline_proce
         from app.jobs.dispatch import run_job_blocking
 
         report = run_job_blocking(settings, uuid.UUID(job_id), process_file)
+        if on_report is not None:
+            on_report(report)
         if report.retry_in_s is not None:
             # Backoff, or another worker's live lease: look again later, with a new message.
             app.send_task(RUN_JOB_TASK, args=[job_id], countdown=report.retry_in_s)

@@ -101,6 +101,7 @@ class SweepReport:
     expired: list[uuid.UUID]
     redispatched: list[uuid.UUID]
     outputs_purged: list[uuid.UUID]
+    uploads_purged: list[uuid.UUID] = field(default_factory=list)
 
 
 class JobService:
@@ -357,7 +358,22 @@ class JobService:
             await self.storage.delete_prefix(job_prefix(job.id, "outputs"))
             async with self.sessions.begin() as session:
                 await store.stamp(session, job.id, outputs_purged_at=now)
-        return SweepReport(expired, orphans, [job.id for job in old_outputs])
+        uploads_purged = await self._purge_abandoned_uploads(now)
+        return SweepReport(expired, orphans, [job.id for job in old_outputs], uploads_purged)
+
+    async def _purge_abandoned_uploads(self, now: datetime) -> list[uuid.UUID]:
+        """Delete uploads no job used within the upload URL's life plus a job's TTL."""
+        cutoff = now - self.settings.upload_url_expiry - self.settings.job_ttl
+        async with self.sessions() as session:
+            uploads = await store.abandoned_uploads(session, cutoff)
+        purged = []
+        for upload in uploads:
+            async with self.sessions.begin() as session:
+                if not await store.delete_upload(session, upload.id):
+                    continue
+            await self.storage.delete_prefix(job_prefix(upload.id, "inputs"))
+            purged.append(upload.id)
+        return purged
 
 
 async def _is_orphan(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:

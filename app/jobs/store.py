@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, func, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import JobNotFoundError
@@ -322,6 +322,22 @@ async def consume_upload(
         .execution_options(synchronize_session=False)
     )
     return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def abandoned_uploads(session: AsyncSession, created_before: datetime) -> list[Upload]:
+    """Uploads no job ever used, older than ``created_before``."""
+    query = select(Upload).where(Upload.job_id.is_(None), Upload.created_at < created_before)
+    return list((await session.execute(query)).scalars())
+
+
+async def delete_upload(session: AsyncSession, upload_id: uuid.UUID) -> bool:
+    """Remove an upload row unless a job claimed it meanwhile."""
+    statement = (
+        delete(Upload)
+        .where(Upload.id == upload_id, Upload.job_id.is_(None))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(await session.execute(statement)) == 1
 
 
 def _terminal() -> frozenset[JobState]:

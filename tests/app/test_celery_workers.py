@@ -10,20 +10,16 @@ from pathlib import Path
 
 import av
 import cv2
+import httpx
 import pytest
 
 from app.settings import DispatchMode, Settings
 from tests.app.api_client import wait_until
 from tests.app.conftest import running_api
+from tests.app.media import astronaut_png, insightface_image, make_clip, t1_bgr
 from tests.app.services import BROKER_URL, require_rabbitmq
 from tests.app.worker_process import kill_hard, worker_process
-from tests.pipeline.media_fixtures import (
-    astronaut_bgr,
-    insightface_image,
-    make_clip,
-    panning_frames,
-    t1_bgr,
-)
+from tests.seaweed import free_port
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -47,12 +43,6 @@ def celery_settings(postgres_url: str, tmp_path: Path, model_dir: Path) -> Setti
     )
 
 
-def source_png(tmp_path: Path) -> bytes:
-    ok, encoded = cv2.imencode(".png", astronaut_bgr())
-    assert ok
-    return encoded.tobytes()
-
-
 async def submit_files(api, source: bytes, target_name: str, target: bytes, mime: str) -> str:
     response = await api.post(
         "/jobs",
@@ -68,11 +58,12 @@ async def submit_files(api, source: bytes, target_name: str, target: bytes, mime
 
 async def test_a_celery_worker_runs_a_real_swap(celery_settings, tmp_path) -> None:
     target = insightface_image("t1.jpg").read_bytes()
-    with worker_process(celery_settings, tmp_path / "worker.log"):
+    port = free_port()
+    with worker_process(celery_settings, tmp_path / "worker.log", "--metrics-port", str(port)):
         async with running_api(celery_settings, process_file=None) as api:
             ready = (await api.get("/readyz")).json()
             assert ready["checks"]["dispatcher"] == "ok", ready
-            job_id = await submit_files(api, source_png(tmp_path), "t1.jpg", target, "image/jpeg")
+            job_id = await submit_files(api, astronaut_png(), "t1.jpg", target, "image/jpeg")
             done = await wait_until(api, job_id, timeout_s=120)
             assert done["state"] == "succeeded", (done, (tmp_path / "worker.log").read_text())
             assert done["summary"]["faces_swapped"] == 6
@@ -80,17 +71,25 @@ async def test_a_celery_worker_runs_a_real_swap(celery_settings, tmp_path) -> No
             image = cv2.imdecode(__import__("numpy").frombuffer(result.content, "uint8"), 1)
             assert image.shape == t1_bgr().shape
             assert not (image == t1_bgr()).all()
+            async with httpx.AsyncClient() as outside:
+                for _ in range(100):  # the worker records the run just after committing it
+                    metrics = (await outside.get(f"http://127.0.0.1:{port}/metrics")).text
+                    if "enclave_job_runs_finished_total{" in metrics:
+                        break
+                    await asyncio.sleep(0.1)
+            assert 'enclave_stage_seconds_count{stage="process"} 1.0' in metrics
+            assert 'enclave_job_runs_finished_total{state="succeeded"} 1.0' in metrics
 
 
 async def test_worker_killed_mid_video_the_job_completes_exactly_once(
     celery_settings, tmp_path
 ) -> None:
-    clip = make_clip(tmp_path / "clip.mp4", panning_frames(t1_bgr(), VIDEO_FRAMES))
+    clip = make_clip(tmp_path / "clip.mp4", t1_bgr(), VIDEO_FRAMES)
     log = tmp_path / "workers.log"
     async with running_api(celery_settings, process_file=None) as api:
         with worker_process(celery_settings, log) as first:
             job_id = await submit_files(
-                api, source_png(tmp_path), "clip.mp4", clip.read_bytes(), "video/mp4"
+                api, astronaut_png(), "clip.mp4", clip.read_bytes(), "video/mp4"
             )
             for _ in range(1200):
                 job = (await api.get(f"/jobs/{job_id}")).json()

@@ -9,8 +9,8 @@ import pytest
 
 from tests.app.api_client import wait_until
 from tests.app.conftest import running_api
+from tests.app.media import astronaut_png, insightface_image, t1_bgr
 from tests.app.pipeline_doubles import png_bytes
-from tests.pipeline.media_fixtures import astronaut_bgr, insightface_image, t1_bgr
 
 pytestmark = pytest.mark.slow
 
@@ -20,18 +20,12 @@ def real_settings(api_settings, model_dir):
     return api_settings.model_copy(update={"model_dir": model_dir})
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    ok, encoded = cv2.imencode(".png", image)
-    assert ok
-    return encoded.tobytes()
-
-
 async def test_swap_astronaut_into_t1_through_the_api(real_settings) -> None:
     async with running_api(real_settings, process_file=None) as api:
         response = await api.post(
             "/jobs",
             files=[
-                ("source", ("astronaut.png", encode_png(astronaut_bgr()), "image/png")),
+                ("source", ("astronaut.png", astronaut_png(), "image/png")),
                 ("target", ("t1.jpg", insightface_image("t1.jpg").read_bytes(), "image/jpeg")),
             ],
             data={"options": json.dumps({"face_selector_mode": "many"})},
@@ -54,7 +48,7 @@ async def test_a_target_without_faces_fails_with_the_reason(real_settings) -> No
         response = await api.post(
             "/jobs",
             files=[
-                ("source", ("astronaut.png", encode_png(astronaut_bgr()), "image/png")),
+                ("source", ("astronaut.png", astronaut_png(), "image/png")),
                 ("target", ("noise.png", png_bytes(3, size=64), "image/png")),
             ],
         )

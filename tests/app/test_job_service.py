@@ -179,3 +179,17 @@ async def test_start_up_redispatches_queued_jobs_and_expired_leases(
     assert set(await service.redispatch_pending()) == {queued.id, orphan.id}
     dispatcher.dispatched.clear()
     assert (await service.sweep()).redispatched == [orphan.id]  # queued ones are in hand
+
+
+async def test_uploads_never_used_are_purged(service: JobService, storage, clock) -> None:
+    unused, _ = await service.create_upload("alice", "a.png", "image/png", 10_000)
+    used, _ = await service.create_upload("alice", "b.png", "image/png", 10_000)
+    await storage.put_bytes(unused.key, png_bytes(1))
+    await storage.put_bytes(used.key, png_bytes(2))
+    source = InlineFile("s.png", png_bytes(3))
+    await service.submit("alice", JobRequest(sources=[source], target=used.id))
+    assert (await service.sweep()).uploads_purged == []
+    clock.advance(service.settings.upload_url_expiry + service.settings.job_ttl)
+    clock.advance(timedelta(seconds=1))
+    assert (await service.sweep()).uploads_purged == [unused.id]
+    assert not await storage.exists(unused.key)

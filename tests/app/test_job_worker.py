@@ -153,3 +153,16 @@ async def test_cancel_stops_a_running_job_at_the_next_frame(service: JobService,
     assert canceled.state is JobState.CANCELED
     assert canceled.output_key is None
     assert canceled.progress < 1.0
+
+
+async def test_job_store_outage_at_claim_time_asks_for_a_retry(settings, storage) -> None:
+    from app.db import create_engine, create_session_factory
+
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:1/unreachable")
+    try:
+        context = WorkerContext(settings, create_session_factory(engine), storage, copy_target)
+        report = await run_job(uuid.uuid4(), context)
+    finally:
+        await engine.dispose()
+    assert report.state is None
+    assert report.retry_in_s == settings.retry_backoff.total_seconds()

@@ -29,12 +29,14 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 
 
 @contextmanager
-def worker_process(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(
+    settings: Settings, log: Path, *extra_args: str
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``enclave worker``; stop it (or find it already killed) on exit."""
     enclave = Path(sys.executable).parent / "enclave"
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [str(enclave), "worker"],
+            [str(enclave), "worker", *extra_args],
             env=settings_environment(settings),
             stdout=sink,
             stderr=subprocess.STDOUT,
