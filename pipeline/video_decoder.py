@@ -5,6 +5,7 @@ frame (as with FFmpeg) but a file that yields clearly fewer frames than it decla
 reported as truncated. Frames are turned upright from the display matrix phones record.
 """
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pipeline.types import VisionFrame
 
 _MAX_SANE_FPS = 1000
 _PROBE_PACKETS = 500  # a first frame that needs more packets than this is not coming
+_SEEK_AFTER_SECONDS = 10.0  # a nearer trim start is reached faster by decoding than seeking
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,18 @@ def iter_frames(path: Path, limits: Limits) -> Iterator[VisionFrame]:
 def read_window(
     path: Path, info: VideoInfo, start: int = 0, end: int | None = None
 ) -> Iterator[tuple[int, VisionFrame]]:
-    """(source index, BGR frame) for frames ``start`` to ``end`` (exclusive) of a probed file."""
+    """(source index, BGR frame) for frames ``start`` to ``end`` (exclusive) of a probed file.
+
+    A far start in a constant-rate stream is reached by seeking to the keyframe before it;
+    otherwise (or if the seek lands wrong) every frame is decoded from the first, so the
+    index is exact either way.
+    """
+    if start / info.fps >= _SEEK_AFTER_SECONDS:
+        with _opened(path) as container:
+            landing = _seek_before(container, info, start)
+            if landing is not None:
+                yield from _decoded_frames(container, info, path.name, start, end, landing=landing)
+                return
     with _opened(path) as container:
         yield from _decoded_frames(container, info, path.name, start, end)
 
@@ -71,6 +84,8 @@ def _opened(path: Path) -> Iterator[av.container.InputContainer]:
         raise InputError(f"cannot read {path.name}: {error.strerror or error}") from error
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
         raise CorruptMediaError(f"{path.name} is not a readable video: {error}") from error
+    if container.streams.video:
+        container.streams.video[0].thread_type = "AUTO"  # frame threads: decode overlaps itself
     try:
         with container:
             yield container
@@ -162,30 +177,74 @@ def _decoded_frames(
     name: str,
     start: int = 0,
     end: int | None = None,
+    *,
+    landing: tuple[int, av.VideoFrame] | None = None,
 ) -> Iterator[tuple[int, VisionFrame]]:
-    """(source index, BGR frame) for frames ``start`` to ``end`` (exclusive), upright.
+    """Number the frames (from ``landing`` after a seek) and convert those in the window.
 
-    Frames before ``start`` are decoded (frame-accurate) but never converted to BGR.
+    Frames before ``start`` are decoded, for an exact count, but never converted to BGR.
     """
     stream = container.streams.video[0]
-    stream.thread_type = "AUTO"
     declared = stream.frames
-    index = 0
+    numbered: Iterator[tuple[int, av.VideoFrame]]
+    if landing is None:
+        numbered = enumerate(_raw_frames(container))
+    else:
+        numbered = itertools.chain([landing], enumerate(_raw_frames(container), landing[0] + 1))
+    index = -1
+    for index, frame in numbered:
+        if end is not None and index >= end:
+            return
+        if index >= start:
+            yield index, _upright_bgr(frame, info)
+    count = index + 1
+    if count == 0:
+        raise CorruptMediaError(f"{name} has no decodable video frame")
+    # FFmpeg stops quietly at the end of a cut file; the container's own count tells.
+    if declared and count < declared - max(2, declared // 100):
+        raise CorruptMediaError(
+            f"{name} is truncated: {count} of its {declared} frames could be decoded"
+        )
+
+
+def _raw_frames(container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
+    stream = container.streams.video[0]
     for packet in container.demux(stream):
         try:
             frames = packet.decode()
         except av.error.InvalidDataError:
-            continue  # one damaged packet costs a frame, as with FFmpeg; the count below tells
-        for frame in frames:
-            if end is not None and index >= end:
-                return
-            if index >= start:
-                yield index, _upright_bgr(frame, info)
-            index += 1
-    if index == 0:
-        raise CorruptMediaError(f"{name} has no decodable video frame")
-    # FFmpeg stops quietly at the end of a cut file; the container's own count tells.
-    if declared and index < declared - max(2, declared // 100):
-        raise CorruptMediaError(
-            f"{name} is truncated: {index} of its {declared} frames could be decoded"
-        )
+            continue  # one damaged packet costs a frame, as with FFmpeg; the count tells
+        yield from frames
+
+
+def _seek_before(
+    container: av.container.InputContainer, info: VideoInfo, start: int
+) -> tuple[int, av.VideoFrame] | None:
+    """Jump to the keyframe before frame ``start``; its (index, frame), or None if unsure.
+
+    Indices come from presentation timestamps here, so only containers that store them
+    (MP4/MOV, Matroska/WebM; not AVI) with a constant frame rate qualify.
+    """
+    stream = container.streams.video[0]
+    time_base = stream.time_base
+    if time_base is None or not _constant_rate(stream) or not _has_presentation_times(container):
+        return None
+    first = next(_raw_frames(container), None)  # frame 0 fixes the origin of the timestamps
+    if first is None or first.pts is None:
+        return None
+    origin = first.pts
+    container.seek(origin + int(start / info.fps / time_base), stream=stream, backward=True)
+    landed = next(_raw_frames(container), None)
+    if landed is None or landed.pts is None:
+        return None
+    index = round((landed.pts - origin) * time_base * info.fps)
+    return (index, landed) if 0 <= index <= start else None
+
+
+def _has_presentation_times(container: av.container.InputContainer) -> bool:
+    return any(family in container.format.name for family in ("mp4", "matroska"))
+
+
+def _constant_rate(stream: av.video.stream.VideoStream) -> bool:
+    average, guessed = stream.average_rate, stream.guessed_rate
+    return average is not None and guessed is not None and abs(average - guessed) < 0.01

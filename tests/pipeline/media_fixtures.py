@@ -64,13 +64,15 @@ def make_clip(
     audio_encoder: str = "aac",
     tone: Callable[[np.ndarray], np.ndarray] | None = None,
     display_rotation: int = 0,
+    video_options: dict[str, str] | None = None,
 ) -> Path:
     """Write a clip (H.264 + AAC by default; container from the suffix) of ``frames``.
 
     Without ``frames``: 40 frames panning across the astronaut. Frames of another size are
     resized to ``size``. The audio lasts exactly as long as the video; ``tone`` maps sample
     times (seconds) to a mono signal in [-1, 1] (default: a 440 Hz sine).
-    ``display_rotation`` records a display matrix, as phones do for portrait clips.
+    ``display_rotation`` records a display matrix, as phones do for portrait clips;
+    ``video_options`` replace the encoder options (default: fast x264 at CRF 18).
     """
     if frames is None:
         frames = panning_frames(astronaut(), 40, size)
@@ -81,7 +83,9 @@ def make_clip(
         video.codec_context.time_base = 1 / fps
         if display_rotation:
             video.set_display_rotation(display_rotation)
-        if encoder == "libx264":
+        if video_options is not None:
+            video.options = video_options
+        elif encoder == "libx264":
             video.options = {"preset": "ultrafast", "crf": "18"}
         audio = None
         if with_audio:

@@ -274,6 +274,52 @@ def test_megamind_trimmed_keeps_a_cut_of_its_sound(tmp_path):
     assert facts.audio_duration == pytest.approx(60 / float(fps), abs=0.05)
 
 
+@pytest.mark.parametrize(
+    ("suffix", "fps", "count", "start"),
+    [(".mp4", Fraction(25), 300, 263), (".mkv", NTSC, 330, 305)],  # starts past 10 s
+)
+def test_a_far_trim_start_gives_exactly_the_frames_decoding_from_the_start_gives(
+    tmp_path, suffix, fps, count, start
+):
+    # A keyframe every second and B-frames: a start past 10 s is reached by seeking.
+    frames = panning_frames(astronaut(), count, (64, 48))
+    options = {"preset": "veryfast", "g": "25", "crf": "30"}
+    source = make_clip(
+        tmp_path / f"long{suffix}",
+        frames,
+        fps=fps,
+        size=(64, 48),
+        with_audio=False,
+        video_options=options,
+    )
+    expected = list(iter_frames(source, LIMITS))[start : start + 20]
+    seen: list[tuple[int, np.ndarray]] = []
+
+    def record(frame: np.ndarray, index: int) -> np.ndarray:
+        seen.append((index, frame.copy()))
+        return frame
+
+    encoding = VideoEncoding(trim_frame_start=start, trim_frame_end=start + 20)
+    transcode_video(source, tmp_path / "out.mp4", record, encoding, LIMITS)
+    assert [index for index, _ in seen] == list(range(start, start + 20))
+    assert all(np.array_equal(got, want) for (_, got), want in zip(seen, expected, strict=True))
+
+
+def test_a_far_trim_start_in_megamind_gives_the_right_frames(tmp_path):
+    # AVI stores no presentation times (and Megamind's first frame is stamped 1, not 0).
+    source = require_media(MEGAMIND)
+    expected = list(iter_frames(source, LIMITS))[250:256]
+    seen: list[np.ndarray] = []
+
+    def record(frame: np.ndarray, _index: int) -> np.ndarray:
+        seen.append(frame.copy())
+        return frame
+
+    encoding = VideoEncoding(preset="ultrafast", trim_frame_start=250, trim_frame_end=256)
+    transcode_video(source, tmp_path / "out.mp4", record, encoding, LIMITS)
+    assert all(np.array_equal(got, want) for got, want in zip(seen, expected, strict=True))
+
+
 def test_trim_end_past_the_last_frame_means_to_the_end(clip, tmp_path):
     result = transcode_video(
         clip,
