@@ -91,7 +91,7 @@ def _certs_init(args: argparse.Namespace) -> int:
     print(f"serve:   ENCLAVE_CONFIG={config} enclave serve")
     print(
         f"call:    curl --cacert {pki.ca_cert} --cert {client.certificate} "
-        f"--key {client.key} https://127.0.0.1:8443/healthz"
+        f"--key {client.key} https://127.0.0.1:8000/jobs"
     )
     return 0
 
@@ -124,7 +124,7 @@ def _certs_revoke(args: argparse.Namespace) -> int:
         crl = certs.revoke(certs.DevPki(args.directory.resolve()), args.certificate)
     except PkiError as error:
         raise _command_error(str(error)) from error
-    print(f"revoked {args.certificate}; CRL rewritten: {crl} (restart the service to load it)")
+    print(f"revoked {args.certificate}; CRL rewritten: {crl} (the service reads it per request)")
     return 0
 
 

@@ -8,7 +8,6 @@ and CRL as direct connections, so a proxy misconfiguration cannot mint identitie
 """
 
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -21,6 +20,7 @@ from cryptography.x509.verification import (
 )
 
 from app.security.errors import ForwardedCertificateError
+from app.security.revocation import RevocationList
 
 PEM_BEGIN = "-----BEGIN CERTIFICATE-----"
 # Web PKI rules for the leaf, except that a SAN is optional: client certificates often name
@@ -69,13 +69,9 @@ def forwarded_certificate_pem(value: str) -> str:
 class ForwardedCertificateVerifier:
     """Verifies forwarded certificates against the CA bundle and (if given) the CRL."""
 
-    def __init__(self, ca_bundle: Path, crl: Path | None) -> None:
-        self.ca_bundle = ca_bundle
-        self.crl_path = crl
-        self._crl_state: tuple[float, x509.CertificateRevocationList] | None = None
-        authorities = x509.load_pem_x509_certificates(ca_bundle.read_bytes())
-        self.authorities = authorities
+    def __init__(self, authorities: list[x509.Certificate], revocations: RevocationList | None):
         self.store = Store(authorities)
+        self.revocations = revocations
 
     def verify(self, pem: str, now: datetime | None = None) -> x509.Certificate:
         """The certificate, if it chains to the CA, is in its validity period and not revoked."""
@@ -98,23 +94,6 @@ class ForwardedCertificateVerifier:
             raise ForwardedCertificateError(
                 f"the forwarded certificate does not verify: {error}"
             ) from error
-        self._check_revocation(certificate)
-        return certificate
-
-    def _check_revocation(self, certificate: x509.Certificate) -> None:
-        if self.crl_path is None:
-            return
-        crl = self._current_crl(self.crl_path)
-        issuer = next((ca for ca in self.authorities if ca.subject == crl.issuer), None)
-        if issuer is None or not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-            raise ForwardedCertificateError("the CRL is not signed by a configured CA")
-        if crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None:
+        if self.revocations is not None and self.revocations.is_revoked(certificate):
             raise ForwardedCertificateError("the forwarded certificate is revoked")
-
-    def _current_crl(self, path: Path) -> x509.CertificateRevocationList:
-        """The CRL, re-read when its file changes (``enclave certs revoke`` rewrites it)."""
-        modified = path.stat().st_mtime
-        if self._crl_state is None or self._crl_state[0] != modified:
-            crl = x509.load_pem_x509_crl(path.read_bytes())
-            self._crl_state = (modified, crl)
-        return self._crl_state[1]
+        return certificate

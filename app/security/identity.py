@@ -9,16 +9,18 @@ verified again). A header from any other peer is never read.
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cryptography import x509
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.security.config import SecuritySettings
 from app.security.context import IDENTITY_KEY, record_denial, request_identity, request_state
-from app.security.errors import ForwardedCertificateError
+from app.security.errors import ForwardedCertificateError, TlsConfigurationError
 from app.security.forwarded import ForwardedCertificateVerifier, forwarded_certificate_pem
 from app.security.network import NetworkPolicy, scope_client_address
 from app.security.problem import send_problem
+from app.security.revocation import RevocationList
 from app.security.roles import Role, RoleMapping, expand_roles
-from app.security.tls import CertificateSubject, describe_pem
+from app.security.tls import CertificateSubject, describe_certificate
 
 
 class AuthMethod(StrEnum):
@@ -58,9 +60,13 @@ class IdentityResolver:
         self.insecure_dev = insecure_dev
         self.dev_identity = dev_identity
         self.forwarded_header = settings.forwarded_cert_header.encode("latin-1")
+        authorities = _load_authorities(settings)
+        self.revocations = (
+            RevocationList(settings.tls_crl, authorities) if settings.tls_crl is not None else None
+        )
         self.forwarded: ForwardedCertificateVerifier | None = None
-        if settings.trusted_proxies and settings.tls_ca is not None:
-            self.forwarded = ForwardedCertificateVerifier(settings.tls_ca, settings.tls_crl)
+        if settings.trusted_proxies and authorities:
+            self.forwarded = ForwardedCertificateVerifier(authorities, self.revocations)
 
     def resolve(self, scope: Scope) -> Identity | str:
         """The caller's identity, or the reason (for the audit line) why there is none."""
@@ -74,21 +80,34 @@ class IdentityResolver:
         tls = (scope.get("extensions") or {}).get("tls")
         chain = tls.get("client_cert_chain") if isinstance(tls, dict) else None
         if chain:
-            return self._from_certificate(describe_pem(chain[0]), source, AuthMethod.MTLS)
+            return self._from_direct_certificate(chain[0], source)
         if self.insecure_dev:
             roles = self.roles.roles_for(self.dev_identity) or expand_roles({Role.SUBMITTER})
             return Identity(self.dev_identity, roles, source, AuthMethod.INSECURE_DEV)
         return "no verified client certificate on the connection"
+
+    def _from_direct_certificate(self, pem: str, source: str) -> Identity | str:
+        """The handshake verified ``pem``; the CRL may have changed since start-up, though."""
+        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        if self.revocations is not None:
+            try:
+                if self.revocations.is_revoked(certificate):
+                    return "the client certificate has been revoked"
+            except TlsConfigurationError as error:
+                return str(error)
+        return self._from_certificate(describe_certificate(certificate), source, AuthMethod.MTLS)
 
     def _from_forwarded(self, value: str, source: str) -> Identity | str:
         if self.forwarded is None:
             return "trusted proxies are configured without a CA bundle to verify forwarded certs"
         try:
             pem = forwarded_certificate_pem(value)
-            self.forwarded.verify(pem)
-        except ForwardedCertificateError as error:
+            certificate = self.forwarded.verify(pem)
+        except (ForwardedCertificateError, TlsConfigurationError) as error:
             return str(error)
-        return self._from_certificate(describe_pem(pem), source, AuthMethod.FORWARDED_MTLS)
+        return self._from_certificate(
+            describe_certificate(certificate), source, AuthMethod.FORWARDED_MTLS
+        )
 
     def _from_certificate(
         self, subject: CertificateSubject, source: str, method: AuthMethod
@@ -104,6 +123,17 @@ class IdentityResolver:
             organizational_units=subject.organizational_units,
             certificate_fingerprint=subject.fingerprint_sha256,
         )
+
+
+def _load_authorities(settings: SecuritySettings) -> list[x509.Certificate]:
+    if settings.tls_ca is None:
+        return []
+    try:
+        return x509.load_pem_x509_certificates(settings.tls_ca.read_bytes())
+    except (OSError, ValueError) as error:
+        raise TlsConfigurationError(
+            f"cannot read the client CA bundle {settings.tls_ca}: {error}"
+        ) from error
 
 
 class IdentityMiddleware:

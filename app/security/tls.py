@@ -103,10 +103,6 @@ def describe_certificate(certificate: x509.Certificate) -> CertificateSubject:
     )
 
 
-def describe_pem(pem: str) -> CertificateSubject:
-    return describe_certificate(x509.load_pem_x509_certificate(pem.encode("ascii")))
-
-
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 

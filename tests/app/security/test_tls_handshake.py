@@ -122,3 +122,20 @@ def test_insecure_dev_mode_serves_plain_http_on_loopback_as_the_dev_identity(tmp
     assert response.json()["name"] == "dev"
     assert response.json()["auth"] == "insecure_dev"
     assert audit_lines(log)[0]["auth"] == "insecure_dev"
+
+
+def test_a_certificate_revoked_while_the_service_runs_is_refused_from_the_next_request(
+    tmp_path,
+):
+    from app.security import certs
+
+    pki = certs.init_ca(tmp_path / "pki")
+    certs.issue_server_cert(pki)
+    carol = certs.issue_client_cert(pki, "carol", organizational_unit="reader")
+    log = tmp_path / "audit.jsonl"
+    with serve(base_settings(pki), log) as url, mtls_client(pki, "carol", url) as client:
+        assert client.get("/whoami").status_code == 200
+        certs.revoke(pki, carol.certificate)
+        refused = client.get("/whoami")  # same connection, no restart
+    assert refused.status_code == 401
+    assert audit_lines(log)[-1]["reason"] == "the client certificate has been revoked"
