@@ -5,7 +5,8 @@
 #   docker build -t enclave:0.1.0 .
 #   docker run --gpus all --read-only --tmpfs /tmp \
 #     -v /opt/enclave/models:/models:ro -v /etc/enclave/tls:/run/secrets/enclave:ro \
-#     --env-file /etc/enclave/enclave.env enclave:0.1.0 serve
+#     --env-file /etc/enclave/enclave.env enclave:0.1.0            # serve on 443
+#   docker run ... --no-healthcheck enclave:0.1.0 worker             # GPU worker
 #
 # Stage 1 builds the project's wheel; stage 2 is the CUDA + cuDNN runtime with Python, the
 # wheel, and onnxruntime-gpu in place of the CPU onnxruntime. No compiler reaches stage 2:
@@ -73,6 +74,8 @@ RUN groupadd --system --gid 10001 enclave \
     && install -d -o root -g root -m 0555 /models \
     && install -d -o enclave -g enclave -m 0750 /var/lib/enclave
 
+# Binding 443 as uid 10001 works in Docker's own network namespace (it sets
+# net.ipv4.ip_unprivileged_port_start=0); on the host network the host must allow it.
 USER 10001:10001
 WORKDIR /var/lib/enclave
 VOLUME ["/var/lib/enclave"]
@@ -84,4 +87,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["/opt/enclave/bin/python", "/usr/local/lib/enclave/healthcheck.py"]
 
 ENTRYPOINT ["/usr/local/bin/enclave-entrypoint"]
-CMD ["serve"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "443"]

@@ -41,6 +41,7 @@ OBJECT_GRANTS: dict[str, frozenset[tuple[str, str]]] = {
             ("DeleteObject", "inputs/"),
             ("GetObject", "outputs/"),
             ("DeleteObject", "outputs/"),
+            ("GetObject", "models/"),
             ("GetObject", "audit/"),
             ("PutObject", "audit/"),
         }

@@ -121,7 +121,16 @@ def test_models_are_a_verified_mount(final: Stage):
     assert "enclave-entrypoint" in entrypoint
     script = (REPOSITORY / "deploy" / "docker" / "entrypoint.sh").read_text(encoding="utf-8")
     assert "enclave models verify" in script
-    assert final.arguments("CMD") == ['["serve"]']
+    (command,) = final.arguments("CMD")
+    assert command.startswith('["serve"'), command
+
+
+def test_default_command_listens_where_the_probe_and_port_are(final: Stage):
+    (command,) = final.arguments("CMD")
+    assert '"--host", "0.0.0.0", "--port", "443"' in command
+    assert final.arguments("EXPOSE") == ["443"]
+    probe = (REPOSITORY / "deploy" / "docker" / "healthcheck.py").read_text(encoding="utf-8")
+    assert "https://127.0.0.1:443/healthz" in probe
 
 
 def test_build_context_is_an_allowlist():

@@ -162,12 +162,12 @@ CASES: list[tuple[str, str, str, Mutation, Check, str]] = [
         "least-privilege",
     ),
     (
-        "API may read models",
+        "API may overwrite models",
         "aws",
         "iam.tf",
         replace_in_block(
             API_POLICY,
-            'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]',
+            'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]',
             'resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.models}*"]',
         ),
         role_policy_scope,

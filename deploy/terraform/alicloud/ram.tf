@@ -113,6 +113,7 @@ data "alicloud_ram_policy_document" "api" {
     resource = [
       "${local.data_bucket_arn}/${local.prefixes.inputs}*",
       "${local.data_bucket_arn}/${local.prefixes.outputs}*",
+      "${local.data_bucket_arn}/${local.prefixes.models}*",
     ]
   }
 
@@ -139,7 +140,7 @@ data "alicloud_ram_policy_document" "api" {
     condition {
       operator = "StringLike"
       variable = "oss:Prefix"
-      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*"]
+      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*", "${local.prefixes.models}*"]
     }
   }
 

@@ -163,6 +163,14 @@ data "aws_iam_policy_document" "api" {
     resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]
   }
 
+  # POST /compare runs the pipeline on the API host, so it syncs models/ at boot too.
+  statement {
+    sid       = "ReadModels"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.models}*"]
+  }
+
   # Cancellation and the retention sweep delete a job's inputs and outputs.
   statement {
     sid     = "PurgeJobObjects"
@@ -192,7 +200,7 @@ data "aws_iam_policy_document" "api" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*"]
+      values   = ["${local.prefixes.inputs}*", "${local.prefixes.outputs}*", "${local.prefixes.audit}*", local.prefixes.models, "${local.prefixes.models}*"]
     }
   }
 
