@@ -17,6 +17,7 @@ FFmpeg's ``trim=start_frame:end_frame`` that FaceFusion uses.
 import math
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -183,16 +184,18 @@ def _decode_stage(
     """Decode the window into ``decoded``; returns how many source frames it read."""
     ratio = fps / info.fps  # output frames per source frame
     count = 0
-    for index, frame in read_window(source, info, start, end):
-        local = index - start
-        # Output frame n shows source frame floor(n / ratio): repeat or drop to resample.
-        repeats = math.ceil((local + 1) * ratio) - math.ceil(local * ratio)
-        # A processor may paint on its input: each repeat gets its own copy, made before
-        # the first one is handed over.
-        copies = [frame] + [frame.copy() for _ in range(repeats - 1)] if repeats else []
-        for copy in copies:
-            decoded.put((index, copy))
-        count += 1
+    # closing(): the file is released as soon as this stage ends, even when it is stopped.
+    with closing(read_window(source, info, start, end)) as frames:
+        for index, frame in frames:
+            local = index - start
+            # Output frame n shows source frame floor(n / ratio): repeat or drop to resample.
+            repeats = math.ceil((local + 1) * ratio) - math.ceil(local * ratio)
+            # A processor may paint on its input: each repeat gets its own copy, made
+            # before the first one is handed over.
+            copies = [frame] + [frame.copy() for _ in range(repeats - 1)] if repeats else []
+            for copy in copies:
+                decoded.put((index, copy))
+            count += 1
     if count == 0:
         raise InputError(f"trim start {start} is past the end of {source.name}")
     decoded.put(END)

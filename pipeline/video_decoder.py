@@ -6,7 +6,7 @@ reported as truncated. Frames are turned upright from the display matrix phones 
 """
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,7 +59,7 @@ def iter_frames(path: Path, limits: Limits) -> Iterator[VisionFrame]:
 
 def read_window(
     path: Path, info: VideoInfo, start: int = 0, end: int | None = None
-) -> Iterator[tuple[int, VisionFrame]]:
+) -> Generator[tuple[int, VisionFrame], None, None]:
     """(source index, BGR frame) for frames ``start`` to ``end`` (exclusive) of a probed file.
 
     A far start in a constant-rate stream is reached by seeking to the keyframe before it;
