@@ -12,6 +12,10 @@ Timing: every decoded frame becomes one output frame at the source's average fra
 ``keep_fps=False`` resamples to 25 fps instead, FaceFusion's historical default, keeping
 the duration. Trim bounds are frame indices, start inclusive and end exclusive, like
 FFmpeg's ``trim=start_frame:end_frame`` that FaceFusion uses.
+
+Carried over: the first video stream (upright) and the first audio stream. Not carried:
+subtitles, data streams and container metadata, which can hold a phone's GPS position.
+Colour is converted through 8-bit BGR, so HDR sources come out as plain 8-bit video.
 """
 
 import math
