@@ -65,6 +65,7 @@ def make_clip(
     tone: Callable[[np.ndarray], np.ndarray] | None = None,
     display_rotation: int = 0,
     video_options: dict[str, str] | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write a clip (H.264 + AAC by default; container from the suffix) of ``frames``.
 
@@ -72,12 +73,14 @@ def make_clip(
     resized to ``size``. The audio lasts exactly as long as the video; ``tone`` maps sample
     times (seconds) to a mono signal in [-1, 1] (default: a 440 Hz sine).
     ``display_rotation`` records a display matrix, as phones do for portrait clips;
-    ``video_options`` replace the encoder options (default: fast x264 at CRF 18).
+    ``video_options`` replace the encoder options (default: fast x264 at CRF 18);
+    ``metadata`` is written as container tags (e.g. a phone's ``location``).
     """
     if frames is None:
         frames = panning_frames(astronaut(), 40, size)
     width, height = size
     with av.open(str(path), mode="w") as container:
+        container.metadata.update(metadata or {})
         video = container.add_stream(encoder, rate=fps)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.codec_context.time_base = 1 / fps

@@ -5,6 +5,7 @@ import threading
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -215,6 +216,17 @@ def test_megamind_keeps_frames_rate_duration_and_its_ac3_audio(tmp_path):
     assert abs(facts.duration - source_facts.duration) <= 1 / float(source_facts.fps)
     # MP4 takes AC-3 as it is, so the sound is copied, not re-encoded.
     assert facts.audio_codec == "ac3"
+
+
+def test_container_metadata_such_as_location_is_not_carried_over(tmp_path):
+    tags = {"location": "+48.8584+002.2945/", "title": "family holiday"}
+    source = make_clip(tmp_path / "phone.mp4", size=(64, 48), metadata=tags)
+    with av.open(str(source)) as container:
+        assert container.metadata["location"] == tags["location"]
+    output = tmp_path / "out.mp4"
+    transcode_video(source, output, identity, VideoEncoding(), LIMITS)
+    with av.open(str(output)) as container:
+        assert not {"location", "location-eng", "title"} & set(container.metadata)
 
 
 def test_output_appears_only_when_complete(clip, tmp_path):
