@@ -1,0 +1,196 @@
+"""Video fps: Enclave's ``process_file`` against the reference loop, same models, one run.
+
+    python -m bench.video            # 720p and 1080p, 1 and 3 faces, 60 frames each
+    python -m bench.video --quick    # 720p, 1 face, 5 frames (the smoke test)
+
+Both sides use the same RetinaFace detector file and the same inswapper_128-contract
+model (generated, realistic cost), loaded before timing, on onnxruntime's default
+thread settings (intra-op threads = physical cores), in the same process so machine load
+hits both. The reference is ``bench.reference.ReferenceLoop`` (OpenCV I/O, insightface's
+``INSwapper.get`` with full-frame paste); Enclave is ``pipeline.run.process_file`` with
+the box mask (the reference has no region mask either), then its bundled weight-free
+landmark swapper with its default masks, for Enclave alone.
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.reference import ReferenceLoop
+from bench.report import header, ratio_line, table
+from bench.workload import (
+    ARCFACE,
+    ONE_FACE,
+    SWAPPER,
+    THREE_FACES,
+    Scene,
+    prepare_models,
+    write_clip,
+)
+from pipeline.engine import Engine, build_engine
+from pipeline.models import ModelRegistry
+from pipeline.options import RunOptions
+from pipeline.run import process_file
+from tests.pipeline.photos import read, write_astronaut
+
+
+@dataclass(frozen=True)
+class Clip:
+    resolution: str
+    scene: Scene
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.resolution} {self.scene.faces} face{'s' if self.scene.faces > 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Timing:
+    frames: int
+    faces: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+def enclave_options(model_dir: Path, swapper: str, providers: tuple[str, ...]) -> RunOptions:
+    if swapper == "landmark":
+        return RunOptions(model_dir=model_dir, execution_providers=providers)
+    return RunOptions(
+        model_dir=model_dir,
+        face_swapper_model=swapper,
+        face_recognizer_model=ARCFACE,
+        face_mask_types=("box",),
+        allow_non_commercial_models=True,
+        execution_providers=providers,
+    )
+
+
+def time_enclave(engine: Engine, source: Path, clip: Path, output: Path) -> Timing:
+    started = time.perf_counter()
+    summary = process_file([source], clip, output, engine.options, engine=engine)
+    return Timing(summary.frames, summary.faces_swapped, time.perf_counter() - started)
+
+
+def time_reference(loop: ReferenceLoop, source: Path, clip: Path, output: Path) -> Timing:
+    face = loop.source_face(read(source))
+    started = time.perf_counter()
+    frames, faces = loop.run_video(face, clip, output)
+    return Timing(frames, faces, time.perf_counter() - started)
+
+
+def median_timing(runs: list[Timing]) -> Timing:
+    middle = statistics.median_low(run.seconds for run in runs)
+    return next(run for run in runs if run.seconds == middle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="720p, 1 face, 5 frames")
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs; median shown")
+    parser.add_argument("--execution-providers", nargs="+", default=["cpu"])
+    parser.add_argument("--work", type=Path, help="keep models and clips here (default: temp)")
+    parser.add_argument(
+        "--profile",
+        choices=["reference", "enclave", "landmark"],
+        help="run only this side on the first clip (to run under py-spy); prints no ratio",
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="enclave-bench-") as temporary:
+        work = args.work or Path(temporary)
+        return run(args, work)
+
+
+def run(args: argparse.Namespace, work: Path) -> int:
+    frames = 5 if args.quick else args.frames
+    providers = tuple(args.execution_providers)
+    ort_providers = [
+        {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}.get(p, p)
+        for p in providers
+    ]
+    model_dir = prepare_models(work / "models")
+    registry = ModelRegistry(model_dir, allow_non_commercial=True)
+    source = write_astronaut(work)
+    grid = [("720p", ONE_FACE)]
+    if not args.quick:
+        grid += [("720p", THREE_FACES), ("1080p", ONE_FACE), ("1080p", THREE_FACES)]
+    clips = [
+        Clip(res, scene, write_clip(work / f"{res}-{scene.faces}-{frames}.mp4", scene, res, frames))
+        for res, scene in grid
+    ]
+    reference = ReferenceLoop(
+        registry.path("retinaface"),
+        registry.path(ARCFACE),
+        registry.path(SWAPPER),
+        ort_providers,
+    )
+    inswapper = build_engine(enclave_options(model_dir, SWAPPER, providers))
+    landmark = build_engine(enclave_options(model_dir, "landmark", providers))
+    sides: dict[str, Callable[[Path, Path], Timing]] = {
+        "reference": lambda clip, out: time_reference(reference, source, clip, out),
+        "enclave": lambda clip, out: time_enclave(inswapper, source, clip, out),
+        "landmark": lambda clip, out: time_enclave(landmark, source, clip, out),
+    }
+    if args.profile:
+        timing = sides[args.profile](clips[0].path, work / "profile.mp4")
+        print(f"{args.profile} {clips[0].label}: {timing.fps:.2f} fps")
+        return 0
+    warm = write_clip(work / "warm-up.mp4", ONE_FACE, "720p", 3)
+    for name, side in sides.items():
+        side(warm, work / f"warm-{name}.mp4")
+
+    header(
+        "video fps: Enclave process_file vs the reference loop (cv2 + INSwapper.get paste_back)",
+        [
+            f"providers {', '.join(providers)}; onnxruntime default threads on both sides; "
+            f"{frames} frames per clip, median of {args.repeat} interleaved run(s)",
+            "same detector (bundled RetinaFace) and inswapper_128-contract model (realistic) "
+            "on both sides; enclave: box mask, libx264 veryfast; reference: mp4v",
+        ],
+    )
+    rows, ratios = [], {}
+    for clip in clips:
+        runs: dict[str, list[Timing]] = {name: [] for name in sides}
+        for _ in range(args.repeat):
+            for name, side in sides.items():
+                runs[name].append(side(clip.path, work / f"out-{name}.mp4"))
+        best = {name: median_timing(timings) for name, timings in runs.items()}
+        ratio = best["enclave"].fps / best["reference"].fps
+        ratios[clip.label] = ratio
+        rows.append(
+            [
+                clip.label,
+                best["reference"].frames,
+                f"{best['reference'].fps:.2f}",
+                f"{best['enclave'].fps:.2f}",
+                f"{ratio:.2f}x",
+                f"{best['landmark'].fps:.2f}",
+                f"{best['reference'].faces}/{best['enclave'].faces}/{best['landmark'].faces}",
+            ]
+        )
+    table(
+        [
+            "clip",
+            "frames",
+            "reference fps",
+            "enclave fps",
+            "enclave/ref",
+            "landmark fps",
+            "faces swapped r/e/l",
+        ],
+        rows,
+    )
+    ratio_line("enclave/reference fps at 720p 1 face", ratios["720p 1 face"], ">= 3x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,33 @@
+"""Every bench script runs end to end in its ``--quick`` mode and ends with its ratio line.
+
+The figures themselves are not asserted (timings on a shared CI machine mean nothing);
+what a reader relies on is that ``python -m bench.NAME`` works on a fresh checkout and
+reports a ratio, so docs/performance.md can be reproduced.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RATIO_LINE = re.compile(r"^ratio .+: \d+(\.\d+)?x \(target .+\)$")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["video", "paste", "memory"])
+def test_bench_script_runs_quick_and_prints_its_ratio(script: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", f"bench.{script}", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines, "the bench printed nothing"
+    assert RATIO_LINE.match(lines[-1]), lines[-1]
