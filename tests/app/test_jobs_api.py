@@ -1,5 +1,6 @@
 """The jobs API over HTTP, on the real app with its worker process pool."""
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -236,7 +237,11 @@ async def test_readyz_names_what_is_down(api) -> None:
 async def test_metrics_expose_queue_depth_states_and_stage_latency(api) -> None:
     job_id = (await submit(api)).json()["id"]
     await wait_until(api, job_id)
-    text = (await api.get("/metrics")).text
+    for _ in range(100):  # the worker process reports its timings just after committing
+        text = (await api.get("/metrics")).text
+        if 'enclave_stage_seconds_count{stage="process"}' in text:
+            break
+        await asyncio.sleep(0.05)
     assert "enclave_queue_depth 0.0" in text
     assert 'enclave_jobs{state="succeeded"} 1.0' in text
     assert 'enclave_stage_seconds_count{stage="process"} 1.0' in text
