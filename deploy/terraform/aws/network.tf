@@ -170,8 +170,9 @@ data "aws_iam_policy_document" "s3_endpoint" {
 
 # Presigned URLs are used by clients on the office network, which cannot use a gateway
 # endpoint (gateway endpoints serve only traffic from inside the VPC). This interface
-# endpoint gives them a private path to the bucket: the API presigns against its DNS name
-# (output s3_presign_endpoint_url), and the bucket policy accepts it as a second SourceVpce.
+# endpoint gives them a private path to the bucket. The API talks to S3 through it as well
+# (ENCLAVE_S3_ENDPOINT_URL), so the URLs it presigns name this endpoint; the bucket policy
+# accepts it as a second SourceVpce.
 resource "aws_vpc_endpoint" "s3_presigned" {
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${local.region}.s3"
@@ -184,25 +185,14 @@ resource "aws_vpc_endpoint" "s3_presigned" {
   tags = merge(local.tags, { Name = "${var.name}-s3-presigned" })
 }
 
-# Through this endpoint only the two presigned operations, signed by the API role.
+# Through this endpoint only requests signed by the API role (its own calls and the
+# presigned ones it hands out), on the stack's bucket.
 data "aws_iam_policy_document" "s3_presigned_endpoint" {
   statement {
-    sid       = "PresignedUploadsOfInputs"
+    sid       = "ApiRoleOnEnclaveBucket"
     effect    = "Allow"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.inputs}*"]
-
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.api.arn]
-    }
-  }
-
-  statement {
-    sid       = "PresignedDownloadsOfOutputs"
-    effect    = "Allow"
-    actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.data.arn}/${local.prefixes.outputs}*"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"]
+    resources = [aws_s3_bucket.data.arn, "${aws_s3_bucket.data.arn}/*"]
 
     principals {
       type        = "AWS"

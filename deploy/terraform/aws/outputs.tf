@@ -24,7 +24,7 @@ output "nlb_dns_name" {
 }
 
 output "s3_presign_endpoint_url" {
-  description = "Endpoint URL the API must presign against so office clients reach the bucket privately (the interface endpoint's regional DNS name)."
+  description = "S3 endpoint URL of the API (ENCLAVE_S3_ENDPOINT_URL, set by the stack): the interface endpoint, so presigned URLs reach the bucket privately from the office."
   value       = try("https://bucket.${replace(aws_vpc_endpoint.s3_presigned.dns_entry[0].dns_name, "*.", "")}", null)
 }
 

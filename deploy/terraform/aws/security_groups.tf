@@ -2,7 +2,7 @@
 # Security groups: one rule per resource, so each permission is reviewed on its own.
 #
 #   office_cidr --443--> nlb --443--> api --5671--> broker <--5671-- worker
-#   office_cidr --443--> s3 interface endpoint (presigned uploads and downloads)
+#   office_cidr, api --443--> s3 interface endpoint (presigned URLs; the API's S3 calls)
 #   api, worker --5432--> the job store's PostgreSQL (in the VPC, the operator's)
 #
 # Workers accept no connection at all. Every group allows only the egress it needs.
@@ -163,10 +163,11 @@ resource "aws_vpc_security_group_ingress_rule" "broker_amqps_from_worker" {
   tags = local.tags
 }
 
-# Clients on the office network follow presigned URLs to this endpoint; nobody else may.
+# Clients on the office network follow presigned URLs to this endpoint, and the API makes
+# its own S3 calls through it; nobody else may.
 resource "aws_security_group" "s3_presigned_endpoint" {
   name        = "${var.name}-s3-presigned-endpoint"
-  description = "S3 interface endpoint: HTTPS from the office network only"
+  description = "S3 interface endpoint: HTTPS from the office network and the API only"
   vpc_id      = aws_vpc.this.id
 
   tags = merge(local.tags, { Name = "${var.name}-s3-presigned-endpoint" })
@@ -179,6 +180,17 @@ resource "aws_vpc_security_group_ingress_rule" "s3_presigned_endpoint_from_offic
   from_port         = 443
   to_port           = 443
   cidr_ipv4         = var.office_cidr
+
+  tags = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "s3_presigned_endpoint_from_api" {
+  security_group_id            = aws_security_group.s3_presigned_endpoint.id
+  description                  = "The API's own S3 calls (it presigns against this endpoint)"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.api.id
 
   tags = local.tags
 }
