@@ -80,3 +80,13 @@ def test_secrets_do_not_show_in_repr() -> None:
     settings = Settings(broker_url="amqp://user:hunter2@mq//", webhook_secret="whsec_c2VjcmV0")
     assert "hunter2" not in repr(settings)
     assert "c2VjcmV0" not in repr(settings)
+
+
+def test_security_settings_nest_under_enclave_security(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("ENCLAVE_SECURITY__RATE_LIMIT_BURST", "5")
+    config = tmp_path / "enclave.toml"
+    config.write_text('[security]\nallowed_cidrs = ["192.168.10.0/24"]\n')
+    monkeypatch.setenv("ENCLAVE_CONFIG", str(config))
+    settings = Settings()
+    assert settings.security.rate_limit_burst == 5
+    assert [str(net) for net in settings.security.allowed_cidrs] == ["192.168.10.0/24"]
