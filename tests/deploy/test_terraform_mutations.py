@@ -144,6 +144,18 @@ CASES: list[tuple[str, str, str, Mutation, Check, str]] = [
         default_security_group_closed,
         "default-sg",
     ),
+    (
+        "reply-traffic exception stretched down to SSH",
+        "aws",
+        "network.tf",
+        replace_in_block(
+            'resource "aws_network_acl_rule" "private_in_replies_from_egress" {',
+            "from_port      = 32768",
+            "from_port      = 22",
+        ),
+        no_world_ingress,
+        "world-ingress",
+    ),
     # -- least privilege
     (
         "wildcard action on the worker",
@@ -327,6 +339,14 @@ CASES: list[tuple[str, str, str, Mutation, Check, str]] = [
         replace_in_block(ALI_ACCEPT, "var.office_cidr", '"0.0.0.0/0"'),
         no_world_ingress,
         "world-ingress",
+    ),
+    (
+        "drop rule narrowed to TCP",
+        "alicloud",
+        "security_group.tf",
+        replace_in_block(ALI_DROP, 'ip_protocol       = "all"', 'ip_protocol       = "tcp"'),
+        alicloud_drop_rule,
+        "drop-rule",
     ),
     (
         "Alibaba workers accept SSH",
