@@ -37,17 +37,20 @@ def region_mask(
 ) -> Mask:
     """The convex hull of ``points`` (in the mask's coordinates), eroded then feathered.
 
-    The feather stays inside the hull: outside it the mask is exactly zero, so pixels
-    beyond the face region are never altered.
+    Weights too small to change a rounded pixel are set to exactly zero, so the mask's
+    support is precisely the set of pixels a blend may alter.
     """
     hard = np.zeros(shape, dtype=np.uint8)
     hull = cv2.convexHull(np.round(points).astype(np.int32))
     cv2.fillConvexPoly(hard, hull, 255)
     if erode > 0:
         hard = np.asarray(cv2.erode(hard, np.ones((erode, erode), np.uint8)), np.uint8)
-    inside = hard > 0
     soft = hard.astype(np.float32) / 255.0
     if feather > 0:
         soft = np.asarray(cv2.GaussianBlur(soft, (0, 0), feather), np.float32)
-    soft[~inside] = 0.0
+    soft[soft < _NEGLIGIBLE] = 0.0
     return soft.astype(np.float32)
+
+
+_NEGLIGIBLE = 1.0 / 512
+"""A blend weight below this cannot move an 8-bit pixel by one step."""

@@ -41,10 +41,13 @@ _BROWS = slice(17, 27)
 class LandmarkSwapOptions:
     jaw_blend: float = 0.5
     """How far the jaw line and forehead move toward the source's (0 keeps the target's)."""
-    forehead: float = 0.2
-    """Height of the forehead band above the brows, as a fraction of eyes-to-chin."""
-    erode: float = 0.03
+    forehead: float = 0.15
+    """Height of the forehead band above the brows, as a fraction of eyes-to-chin; higher
+    carries more of the source (and of its hairline)."""
+    erode: float = 0.04
     """Mask erosion as a fraction of the face size, so the seam sits inside the face."""
+    feather: float = 0.02
+    """Width (Gaussian sigma) of the seam's feather as a fraction of the face size."""
     color_sigma: float = 0.2
     """Blur of the colour correction as a fraction of the face size."""
 
@@ -167,7 +170,8 @@ class LandmarkSwapper:
 
         outline = np.vstack((local[JAW], local[68:]))
         erode = max(3, int(options.erode * face_size) | 1)
-        alpha = region_mask(region.shape[:2], outline, erode, feather=erode / 2)
+        feather = options.feather * face_size
+        alpha = region_mask(region.shape[:2], outline, erode, feather=feather)
         pixels = _match_low_frequencies(canvas, region, alpha > 0, options.color_sigma * face_size)
         return FacePatch(x1, y1, pixels, alpha)
 

@@ -56,11 +56,12 @@ def test_patch_at_the_frame_edge_is_clipped() -> None:
     assert frame[:, :60].max() > 0 and frame[:, 120:].max() == 0
 
 
-def test_region_mask_is_zero_outside_the_hull() -> None:
+def test_region_mask_feathers_the_hull_and_is_exactly_zero_beyond() -> None:
     points = np.array([[20, 20], [80, 20], [80, 80], [20, 80]], np.float32)
     mask = region_mask((100, 100), points, erode=5, feather=3.0)
-    assert mask[:19].max() == 0 and mask[:, 82:].max() == 0
+    assert mask[:10].max() == 0 and mask[:, 90:].max() == 0
     assert mask[50, 50] > 0.99
+    assert 0 < mask[22, 50] < 0.9  # a soft edge, not a step
 
 
 def test_box_mask_padding_blanks_the_padded_side() -> None:
