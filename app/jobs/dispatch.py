@@ -12,6 +12,7 @@ import multiprocessing
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from app.db import create_engine, create_session_factory
@@ -86,10 +87,7 @@ class InProcessDispatcher:
         self._timers: set[asyncio.TimerHandle] = set()
 
     async def start(self) -> None:
-        # spawn, not fork: the parent runs an event loop and threads that fork would copy.
-        self._pool = ProcessPoolExecutor(
-            max_workers=self._settings.workers, mp_context=multiprocessing.get_context("spawn")
-        )
+        self._pool = self._new_pool()
 
     async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
         self._schedule(job_id, delay_s)
@@ -111,9 +109,15 @@ class InProcessDispatcher:
         if self._pool is None or job_id in self._pending:
             return  # closed, or already waiting for a worker: one delivery is enough
         self._pending.add(job_id)
-        future = self._pool.submit(
-            run_job_blocking, self._settings, job_id, self._process_file, None
-        )
+        try:
+            future = self._pool.submit(
+                run_job_blocking, self._settings, job_id, self._process_file, None
+            )
+        except BrokenProcessPool:
+            self._replace_broken_pool()
+            future = self._pool.submit(
+                run_job_blocking, self._settings, job_id, self._process_file, None
+            )
         loop = asyncio.get_running_loop()
         future.add_done_callback(
             lambda done: loop.call_soon_threadsafe(self._completed, job_id, done)
@@ -124,6 +128,8 @@ class InProcessDispatcher:
         if future.cancelled():
             return
         error = future.exception()
+        if isinstance(error, BrokenProcessPool):
+            self._replace_broken_pool()
         if error is not None:
             # The worker process died or the job store was unreachable while finishing;
             # the row still says what happened, so look again once the lease can expire.
@@ -135,6 +141,23 @@ class InProcessDispatcher:
             self._on_report(report)
         if report.retry_in_s is not None:
             self._schedule(job_id, report.retry_in_s)
+
+    def _replace_broken_pool(self) -> None:
+        """A worker process died (crash, OOM kill): the pool is unusable, start a new one.
+
+        The job it was running keeps its lease until it expires; then it is claimed again.
+        """
+        if self._pool is None:
+            return
+        logger.error("a worker process died; starting a new worker pool")
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs an event loop and threads that fork would copy.
+        return ProcessPoolExecutor(
+            max_workers=self._settings.workers, mp_context=multiprocessing.get_context("spawn")
+        )
 
     async def check(self) -> None:
         if self._pool is None:

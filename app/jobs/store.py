@@ -149,8 +149,8 @@ async def claim_job(
     """Take the job for ``worker_id`` with a lease until ``now + lease``.
 
     Succeeds for a queued job (past its retry backoff, within its TTL) and for a running
-    job whose lease has expired (its worker died). Exactly one of several racing workers
-    gets rowcount 1.
+    job whose lease has expired (its worker died) while attempts remain; an orphan with no
+    attempts left fails. Exactly one of several racing workers gets rowcount 1.
     """
     if await expire_unstarted(session, now, job_id=job_id):
         return ClaimResult(ClaimOutcome.EXPIRED)
@@ -165,7 +165,11 @@ async def claim_job(
                     Job.state == JobState.QUEUED,
                     or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
                 ),
-                and_(Job.state == JobState.RUNNING, Job.lease_expires < now),
+                and_(
+                    Job.state == JobState.RUNNING,
+                    Job.lease_expires < now,
+                    Job.attempts < Job.max_attempts,
+                ),
             ),
         )
         .values(
@@ -182,12 +186,24 @@ async def claim_job(
     job = await refresh_job(session, job_id)
     if job is None or job.deleted_at is not None or job.state.is_terminal():
         return ClaimResult(ClaimOutcome.GONE)
-    if job.cancel_requested:
+    orphaned = job.state is JobState.RUNNING and job.lease_expires and job.lease_expires < now
+    if orphaned and job.cancel_requested:
         # Cancel arrived while it ran and its worker died: nobody else will end it.
-        if job.state is JobState.RUNNING and job.lease_expires and job.lease_expires < now:
-            await transition(session, job_id, JobState.CANCELED, now)
-            return ClaimResult(ClaimOutcome.GONE)
-        return ClaimResult(ClaimOutcome.BUSY, retry_at=job.lease_expires)
+        await transition(session, job_id, JobState.CANCELED, now)
+        return ClaimResult(ClaimOutcome.GONE)
+    if orphaned:
+        # Every attempt so far died with its worker (a crash, OOM kill): stop retrying.
+        await transition(
+            session,
+            job_id,
+            JobState.FAILED,
+            now,
+            values={
+                "error_code": ErrorCode.TOO_MANY_ATTEMPTS,
+                "error_detail": f"the worker stopped during each of {job.attempts} attempts",
+            },
+        )
+        return ClaimResult(ClaimOutcome.GONE)
     if job.state is JobState.RUNNING:
         return ClaimResult(ClaimOutcome.BUSY, retry_at=job.lease_expires)
     return ClaimResult(ClaimOutcome.NOT_YET, retry_at=job.next_attempt_at)

@@ -71,3 +71,40 @@ def frames_until_canceled(
         time.sleep(0.02)
     shutil.copyfile(target, output)
     return RunSummary("video", 600, 600, 600, 12.0, ("cpu",), ("double",))
+
+
+CRASH_MARKER_VARIABLE = "ENCLAVE_TEST_CRASH_MARKER"
+
+
+def crash_once(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """The worker process dies (like an OOM kill) the first time; later runs succeed."""
+    import os
+
+    marker = Path(os.environ[CRASH_MARKER_VARIABLE])
+    if not marker.exists():
+        marker.touch()
+        os._exit(137)
+    return copy_target(sources, target, output, options, on_progress=on_progress)
+
+
+def always_crash(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """A poison input: the worker process dies every time."""
+    import os
+
+    os._exit(137)

@@ -24,6 +24,7 @@ from app.jobs.store import ClaimOutcome
 
 LEASE = timedelta(seconds=30)
 TTL = timedelta(seconds=100)
+MAX_ATTEMPTS = 3
 START = datetime(2030, 1, 1, tzinfo=UTC)
 WORKERS = st.sampled_from(["w1", "w2"])
 
@@ -69,7 +70,7 @@ class JobMachine(RuleBasedStateMachine):
             options={},
             source_keys=["inputs/x/s.png"],
             target_key="inputs/x/t.png",
-            max_attempts=5,
+            max_attempts=MAX_ATTEMPTS,
             created_at=START,
             expires_at=START + TTL,
         )
@@ -109,19 +110,22 @@ class JobMachine(RuleBasedStateMachine):
             self._end(JobState.FAILED)
             return
         lease_dead = self.lease_expires is not None and self.lease_expires < self.now
+        orphan = self.state is JobState.RUNNING and lease_dead
         claimable = not self.cancel_requested and (
             (
                 self.state is JobState.QUEUED
                 and (self.next_attempt_at is None or self.next_attempt_at <= self.now)
             )
-            or (self.state is JobState.RUNNING and lease_dead)
+            or (orphan and self.attempts < MAX_ATTEMPTS)
         )
         assert (outcome is ClaimOutcome.CLAIMED) == claimable, outcome
         if claimable:
             self.state, self.owner, self.attempts = JobState.RUNNING, worker, self.attempts + 1
             self.lease_expires, self.next_attempt_at = self.now + LEASE, None
-        elif self.cancel_requested and self.state is JobState.RUNNING and lease_dead:
+        elif orphan and self.cancel_requested:
             self._end(JobState.CANCELED)  # its worker died after the cancel request
+        elif orphan:
+            self._end(JobState.FAILED)  # every attempt died with its worker
 
     @rule(worker=WORKERS)
     def heartbeat(self, worker: str) -> None:

@@ -189,3 +189,12 @@ async def test_listing_is_per_owner_newest_first_and_pages_without_gaps(
         assert created == sorted(created, reverse=True)
         assert await store.list_jobs(session, "alice", state=JobState.RUNNING) == []
         assert await store.count_queued(session) == 8
+
+
+async def test_an_orphan_with_no_attempts_left_fails(session_factory: Sessions) -> None:
+    job_id = await insert(session_factory, make_job(max_attempts=1))
+    await claim(session_factory, job_id, "crashed")
+    later = NOW + LEASE + timedelta(seconds=1)
+    assert (await claim(session_factory, job_id, "w", later)).outcome is ClaimOutcome.GONE
+    job = await load(session_factory, job_id)
+    assert (job.state, job.error_code, job.attempts) == (JobState.FAILED, "too_many_attempts", 1)

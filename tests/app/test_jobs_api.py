@@ -3,6 +3,7 @@
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ import pytest
 from app.storage.errors import StorageUnavailableError
 from tests.app.api_client import submit, wait_until
 from tests.app.conftest import TEST_IDENTITY_HEADER, running_api
-from tests.app.pipeline_doubles import frames_until_canceled, png_bytes
+from tests.app.pipeline_doubles import (
+    CRASH_MARKER_VARIABLE,
+    always_crash,
+    crash_once,
+    frames_until_canceled,
+    png_bytes,
+)
 
 PROBLEM = "application/problem+json"
 BOB = {TEST_IDENTITY_HEADER: "bob"}
@@ -245,3 +252,40 @@ async def test_metrics_expose_queue_depth_states_and_stage_latency(api) -> None:
     assert "enclave_queue_depth 0.0" in text
     assert 'enclave_jobs{state="succeeded"} 1.0' in text
     assert 'enclave_stage_seconds_count{stage="process"} 1.0' in text
+
+
+@pytest.mark.slow
+async def test_a_crashed_worker_process_is_replaced_and_the_job_rerun(
+    api_settings, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv(CRASH_MARKER_VARIABLE, str(tmp_path / "crashed-once"))
+    settings = api_settings.model_copy(
+        update={
+            "lease_duration": timedelta(seconds=1),
+            "heartbeat_interval": timedelta(seconds=0.2),
+        }
+    )
+    async with running_api(settings, process_file=crash_once) as api:
+        job_id = (await submit(api)).json()["id"]
+        done = await wait_until(api, job_id, timeout_s=60)
+        assert (done["state"], done["attempts"]) == ("succeeded", 2)
+        assert (await api.get(done["output"]["url"])).content == png_bytes(2)
+        assert (tmp_path / "crashed-once").exists()
+
+
+@pytest.mark.slow
+async def test_a_job_that_kills_every_worker_fails_after_max_attempts(api_settings) -> None:
+    settings = api_settings.model_copy(
+        update={
+            "lease_duration": timedelta(seconds=1),
+            "heartbeat_interval": timedelta(seconds=0.2),
+            "max_attempts": 2,
+        }
+    )
+    async with running_api(settings, process_file=always_crash) as api:
+        job_id = (await submit(api)).json()["id"]
+        done = await wait_until(api, job_id, timeout_s=60)
+        assert (done["state"], done["attempts"]) == ("failed", 2)
+        assert done["error"]["code"] == "too_many_attempts"
+        healthy = await api.get("/readyz")
+        assert healthy.status_code == 200
