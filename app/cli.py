@@ -52,6 +52,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PipelineError as error:
         print(f"enclave: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as error:
+        # a file system refusal (permissions, a directory where a file was expected, a full
+        # disk): the user can act on the message, a traceback would only hide it
+        print(
+            f"enclave: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("enclave: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

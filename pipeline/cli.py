@@ -15,6 +15,7 @@ from pipeline.options import (
     RunOptions,
     RunSummary,
 )
+from pipeline.video_encoder import PRESETS
 
 SubParsers = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -151,7 +152,7 @@ def register_run(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
         choices=["libx264", "libx265", "libvpx-vp9", "mpeg4"],
     )
     output.add_argument("--output-video-quality", type=_percent, default=80)
-    output.add_argument("--output-video-preset", default="veryfast")
+    output.add_argument("--output-video-preset", default="veryfast", choices=PRESETS)
     output.add_argument("--output-image-quality", type=_percent, default=90)
     output.add_argument(
         "--max-pixels",

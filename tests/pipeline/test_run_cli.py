@@ -246,3 +246,15 @@ def test_run_works_with_no_network_at_all(model_dir: Path, source: Path, tmp_pat
     assert completed.returncode == 0, completed.stderr
     assert "6 face(s) found" in completed.stdout
     assert read(output).shape == read(t1_path()).shape
+
+
+def test_an_unwritable_output_is_one_clear_line(
+    model_dir: Path, source: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    occupied = tmp_path / "taken.jpg"
+    occupied.mkdir()  # a directory where the output file should go
+    code = run(model_dir, "-s", source, "-t", t1_path(), "-o", occupied)
+    err = capsys.readouterr().err
+    assert code in (1, 2)
+    assert err.startswith("enclave: error: ") and "Traceback" not in err
+    assert occupied.is_dir() and list(occupied.iterdir()) == []
