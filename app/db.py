@@ -78,3 +78,25 @@ def _make_sqlite_parent_dir(database_url: str) -> None:
     path = database_url.split(":///", 1)[-1].split("?", 1)[0]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def head_revision() -> str:
+    """The newest migration shipped with this code."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    if head is None:
+        raise RuntimeError("no migrations found")
+    return head
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at (``None``: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    def read(connection: Any) -> str | None:
+        revision: str | None = MigrationContext.configure(connection).get_current_revision()
+        return revision
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(read)

@@ -12,7 +12,7 @@ from app.api import compare, jobs, ops, uploads
 from app.api.compare import CompareImages, pipeline_compare_images
 from app.api.deps import get_identity
 from app.api.problems import install_problem_handlers
-from app.db import create_engine, create_session_factory, upgrade_database
+from app.db import create_engine, create_session_factory, head_revision, upgrade_database
 from app.jobs.dispatch import Dispatcher, build_dispatcher
 from app.jobs.notify import webhook_policy
 from app.jobs.service import JobService
@@ -59,6 +59,8 @@ def create_app(
             check_webhook_url=lambda url: policy.check(url, resolve_dns=False),
         )
         app.state.settings = settings
+        app.state.engine = engine
+        app.state.schema_revision = head_revision()
         app.state.sessions = sessions
         app.state.storage = storage
         app.state.dispatcher = dispatcher

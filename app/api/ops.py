@@ -4,10 +4,10 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
 from app.api.deps import StorageDep
 from app.api.schemas import Health, Readiness
+from app.db import current_revision
 from app.metrics import CONTENT_TYPE, ServiceMetrics
 
 router = APIRouter(tags=["operations"])
@@ -29,9 +29,13 @@ async def readyz(request: Request, storage: StorageDep) -> JSONResponse:
     """Ready to take jobs: the job store, the storage and the dispatcher all answer."""
     checks: dict[str, str] = {}
     try:
-        async with request.app.state.sessions() as session:
-            await session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+        revision = await current_revision(request.app.state.engine)
+        expected = request.app.state.schema_revision
+        checks["database"] = (
+            "ok"
+            if revision == expected
+            else f"schema at {revision}, code needs {expected}: run `enclave db upgrade`"
+        )
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     try:

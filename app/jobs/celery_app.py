@@ -5,6 +5,7 @@ RabbitMQ only after its job ran; a worker killed mid-job leaves it to be redeliv
 the lease in the job row keeps two workers from running it at once.
 """
 
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,8 @@ from app.jobs.worker import ProcessFile, RunReport, pipeline_process_file
 from app.settings import Settings
 
 RUN_JOB_TASK = "enclave.run_job"
+
+logger = logging.getLogger(__name__)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -53,7 +56,16 @@ def create_celery(
     def run_job_task(job_id: str) -> str | None:
         from app.jobs.dispatch import run_job_blocking
 
-        report = run_job_blocking(settings, uuid.UUID(job_id), process_file)
+        try:
+            report = run_job_blocking(settings, uuid.UUID(job_id), process_file)
+        except Exception:
+            # E.g. the job store went away while finishing. The row still holds the truth;
+            # look again once this attempt's lease has run out.
+            logger.exception("job %s: worker error; will look again", job_id)
+            app.send_task(
+                RUN_JOB_TASK, args=[job_id], countdown=settings.lease_duration.total_seconds()
+            )
+            return None
         if on_report is not None:
             on_report(report)
         if report.retry_in_s is not None:

@@ -289,3 +289,16 @@ async def test_a_job_that_kills_every_worker_fails_after_max_attempts(api_settin
         assert done["error"]["code"] == "too_many_attempts"
         healthy = await api.get("/readyz")
         assert healthy.status_code == 200
+
+
+async def test_readyz_reports_a_database_that_needs_migrating(api_settings, tmp_path) -> None:
+    from app.db import create_engine
+
+    async with running_api(api_settings) as api:
+        engine = create_engine(api_settings.database_url)
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'old'")
+        await engine.dispose()
+        response = await api.get("/readyz")
+    assert response.status_code == 503
+    assert "enclave db upgrade" in response.json()["checks"]["database"]
