@@ -113,6 +113,13 @@ def register_run(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     )
     models.add_argument("--face-enhancer-model", default=None)
     models.add_argument("--frame-enhancer-model", default="realesrgan_x4plus")
+    models.add_argument(
+        "--frame-enhancer-scale",
+        type=int,
+        default=4,
+        choices=[1, 2, 3, 4],
+        help="output size relative to the input (the model upscales x4; 1 keeps the size)",
+    )
     selection = parser.add_argument_group("face selection")
     selection.add_argument(
         "--face-selector-mode", default="many", choices=[mode.value for mode in FaceSelectorMode]
@@ -207,6 +214,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         face_swapper_model=args.face_swapper_model,
         face_enhancer_model=args.face_enhancer_model,
         frame_enhancer_model=args.frame_enhancer_model,
+        frame_enhancer_scale=args.frame_enhancer_scale,
         face_selector_mode=FaceSelectorMode(args.face_selector_mode),
         face_selector_order=FaceSelectorOrder(args.face_selector_order),
         reference_face_position=args.reference_face_position,

@@ -210,7 +210,9 @@ def build_engine(options: RunOptions) -> Engine:
         from pipeline.enhance import FrameEnhancer
 
         loader.loaded.append(options.frame_enhancer_model)
-        frame_enhancer = FrameEnhancer.from_registry(registry, options.frame_enhancer_model)
+        frame_enhancer = FrameEnhancer.from_registry(
+            registry, options.frame_enhancer_model, output_scale=options.frame_enhancer_scale
+        )
 
     return Engine(
         options=options,
