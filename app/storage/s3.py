@@ -255,9 +255,17 @@ class S3Storage:
         return PresignedRequest(url=url, method="GET", headers={}, expires_in=expiry)
 
     async def check(self) -> None:
-        """Raise ``StorageUnavailableError`` unless the bucket answers to our credentials."""
+        """Raise ``StorageUnavailableError`` unless the bucket answers to our credentials.
+
+        A prefixed one-key listing rather than HeadBucket: the deployed roles may list only
+        under their own prefixes (``inputs/`` is common to the API and the workers).
+        """
+
+        def list_one() -> object:
+            return self._client.list_objects_v2(Bucket=self._bucket, Prefix="inputs/", MaxKeys=1)
+
         try:
-            await self._run(lambda: self._client.head_bucket(Bucket=self._bucket), "check", "")
+            await self._run(list_one, "check", "")
         except StorageUnavailableError:
             raise
         except StorageError as exc:
