@@ -63,15 +63,31 @@ def _non_maximum_suppression(
 
 
 def _faces_from(
-    boxes: FloatArray, scores: FloatArray, kps: FloatArray, config: DetectorConfig, scale: float
+    boxes: list[FloatArray],
+    scores: list[FloatArray],
+    kps: list[FloatArray],
+    config: DetectorConfig,
+    scale: float,
 ) -> list[Face]:
-    keep = _non_maximum_suppression(boxes, scores, config.score_threshold, config.nms_threshold)
-    order = keep[np.argsort(-scores[keep])]
+    """Faces from per-level candidates: score filter, NMS, best first, frame coordinates."""
+    all_boxes = np.vstack(boxes).astype(np.float32)
+    all_scores = np.concatenate(scores).astype(np.float32)
+    all_kps = np.vstack(kps).astype(np.float32)
+    candidates = all_scores >= config.score_threshold
+    all_boxes, all_scores, all_kps = (
+        all_boxes[candidates],
+        all_scores[candidates],
+        all_kps[candidates],
+    )
+    keep = _non_maximum_suppression(
+        all_boxes, all_scores, config.score_threshold, config.nms_threshold
+    )
+    order = keep[np.argsort(-all_scores[keep])]
     return [
         Face(
-            box=(boxes[index] / scale).astype(np.float32),
-            kps5=(kps[index].reshape(5, 2) / scale).astype(np.float32),
-            score=float(scores[index]),
+            box=(all_boxes[index] / scale).astype(np.float32),
+            kps5=(all_kps[index].reshape(5, 2) / scale).astype(np.float32),
+            score=float(all_scores[index]),
         )
         for index in order
     ]
@@ -105,14 +121,7 @@ class RetinaFaceDetector:
         boxes *= np.array([width, height] * 2, dtype=np.float32)
         points *= np.array([width, height] * 5, dtype=np.float32)
         scores = conf[0][:, 1].astype(np.float32)
-        candidates = scores >= self._config.score_threshold
-        return _faces_from(
-            boxes[candidates].astype(np.float32),
-            scores[candidates],
-            points[candidates].astype(np.float32),
-            self._config,
-            scale,
-        )
+        return _faces_from([boxes], [scores], [points], self._config, scale)
 
     def _anchors(self, width: int, height: int) -> FloatArray:
         rows = []
@@ -164,13 +173,7 @@ class YuNetDetector:
             all_boxes.append(np.hstack((centers - sizes / 2, centers + sizes / 2)))
             all_scores.append(scores)
             all_points.append(points)
-        boxes = np.vstack(all_boxes).astype(np.float32)
-        scores_all = np.concatenate(all_scores).astype(np.float32)
-        points_all = np.vstack(all_points).astype(np.float32)
-        candidates = scores_all >= self._config.score_threshold
-        return _faces_from(
-            boxes[candidates], scores_all[candidates], points_all[candidates], self._config, scale
-        )
+        return _faces_from(all_boxes, all_scores, all_points, self._config, scale)
 
 
 class ScrfdDetector:
@@ -205,17 +208,7 @@ class ScrfdDetector:
             all_boxes.append(boxes)
             all_scores.append(scores)
             all_points.append(points)
-        boxes_all = np.vstack(all_boxes).astype(np.float32)
-        scores_all = np.concatenate(all_scores).astype(np.float32)
-        points_all = np.vstack(all_points).astype(np.float32)
-        candidates = scores_all >= self._config.score_threshold
-        return _faces_from(
-            boxes_all[candidates],
-            scores_all[candidates],
-            points_all[candidates],
-            self._config,
-            scale,
-        )
+        return _faces_from(all_boxes, all_scores, all_points, self._config, scale)
 
 
 DETECTOR_CLASSES: dict[str, type[RetinaFaceDetector | YuNetDetector | ScrfdDetector]] = {
