@@ -41,7 +41,7 @@ class FsyncPolicy(StrEnum):
 
 
 class SecuritySettings(BaseModel):
-    """Transport, network policy, roles, rate limits and audit of the service."""
+    """Transport, network policy, roles, rate and body limits, and audit of the service."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -66,6 +66,15 @@ class SecuritySettings(BaseModel):
     # Per-identity token bucket; 0 requests per second disables the limit.
     rate_limit_per_second: Annotated[float, Field(ge=0)] = 20.0
     rate_limit_burst: Annotated[int, Field(gt=0)] = 60
+
+    # Request bodies (``app.security.limits``): ceilings checked before the app parses
+    # anything. JSON bodies are small and read whole to check UTF-8 and nesting depth.
+    max_json_body_bytes: Annotated[int, Field(gt=0)] = 1024 * 1024
+    max_json_depth: Annotated[int, Field(gt=0, le=1000)] = 64
+    # Inline files of POST /jobs (9 of Settings.max_inline_upload_bytes) and /compare.
+    max_multipart_body_bytes: Annotated[int, Field(gt=0)] = 9 * 25 * 1024 * 1024
+    # Raw uploads (PUT /uploads/{token}); keep at least Settings.max_upload_bytes.
+    max_upload_body_bytes: Annotated[int, Field(gt=0)] = 512 * 1024 * 1024
 
     # Audit
     audit_sink: AuditSinkKind = AuditSinkKind.FILE

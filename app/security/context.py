@@ -39,6 +39,20 @@ def record_denial(scope: Scope, reason: str) -> None:
     request_state(scope)[DENIAL_KEY] = reason
 
 
+REFUSED_KEY = "enclave_refused"
+
+
+def record_refusal(scope: Scope, reason: str) -> None:
+    """Note that the security layer answered the request itself with a refusal (a 413 for a
+    body over its limit, say): audited as ``denied`` whatever the status."""
+    record_denial(scope, reason)
+    request_state(scope)[REFUSED_KEY] = True
+
+
+def refused_by_security(scope: Scope) -> bool:
+    return request_state(scope).get(REFUSED_KEY) is True
+
+
 def denial_reason(scope: Scope) -> str | None:
     value = request_state(scope).get(DENIAL_KEY)
     return value if isinstance(value, str) else None

@@ -7,6 +7,7 @@ Outermost first::
     NetworkPolicyMiddleware    403 outside allowed_cidrs
     RequireIdentityMiddleware  401 without an identity
     RateLimitMiddleware        429 past the caller's token bucket
+    BodyLimitMiddleware        413 past a body ceiling, 400 for non-UTF-8 or too deep JSON
     … the application (routes declare roles with ``require_role``)
 """
 
@@ -19,6 +20,7 @@ from app.security.config import SecuritySettings
 from app.security.context import denial_reason, record_denial
 from app.security.errors import AccessDeniedError, AuthenticationRequiredError
 from app.security.identity import IdentityMiddleware, IdentityResolver, RequireIdentityMiddleware
+from app.security.limits import DEFAULT_UPLOAD_PATH_PREFIXES, BodyLimitMiddleware, BodyLimits
 from app.security.network import NetworkPolicy, NetworkPolicyMiddleware
 from app.security.problem import PROBLEM_CONTENT_TYPE, TITLES
 from app.security.ratelimit import RateLimiter, RateLimitMiddleware
@@ -32,6 +34,7 @@ def install_security(
     insecure_dev: bool = False,
     dev_identity: str = "dev",
     anonymous_paths: frozenset[str] = frozenset(),
+    upload_path_prefixes: tuple[str, ...] = DEFAULT_UPLOAD_PATH_PREFIXES,
 ) -> None:
     """Add the security middlewares (see the module docstring) and their error handlers.
 
@@ -39,10 +42,13 @@ def install_security(
     refused requests are audited and nothing runs before the network policy.
     ``anonymous_paths`` (exact paths, e.g. ``{"/healthz"}``) are served without an identity
     where the transport allows it; over mTLS every connection has one anyway.
+    ``upload_path_prefixes`` name the routes that take raw uploads (the large body ceiling).
     """
     resolver = IdentityResolver(settings, insecure_dev=insecure_dev, dev_identity=dev_identity)
     limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     # add_middleware wraps: the last one added is the outermost.
+    limits = BodyLimits.from_settings(settings, upload_path_prefixes)
+    app.add_middleware(BodyLimitMiddleware, limits=limits)
     app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequireIdentityMiddleware, anonymous_paths=anonymous_paths)
     app.add_middleware(NetworkPolicyMiddleware, policy=NetworkPolicy.from_settings(settings))

@@ -19,6 +19,7 @@ from app.security.context import (
     REQUEST_ID_KEY,
     denial_reason,
     recorded_job_id,
+    refused_by_security,
     request_identity,
     request_state,
     source_address,
@@ -32,10 +33,14 @@ DENIED_STATUSES = frozenset({401, 403, 429})
 REQUEST_ID_HEADER = b"x-request-id"
 
 
-def outcome_of(status: int) -> str:
-    if status in DENIED_STATUSES:
+def outcome_of(status: int, refused: bool = False) -> str:
+    """``denied`` for 401/403/429 and for any refusal the security layer made (a body
+    over its limit, say), ``error`` for 5xx, else ``allowed`` (a route's own 4xx included)."""
+    if status >= 500:
+        return "error"
+    if status in DENIED_STATUSES or refused:
         return "denied"
-    return "error" if status >= 500 else "allowed"
+    return "allowed"
 
 
 def route_template(scope: Scope) -> str | None:
@@ -52,7 +57,7 @@ def audit_fields(scope: Scope, status: int, now: datetime) -> dict[str, Any]:
     if job_id is None:
         path_job = (scope.get("path_params") or {}).get("job_id")
         job_id = str(path_job) if path_job is not None else None
-    outcome = outcome_of(status)
+    outcome = outcome_of(status, refused=refused_by_security(scope))
     return {
         "time": now.isoformat(timespec="microseconds"),
         "request_id": request_state(scope).get(REQUEST_ID_KEY),
