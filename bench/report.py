@@ -59,7 +59,8 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     widths = [max(len(column), *(len(row[i]) for row in cells)) for i, column in enumerate(columns)]
     print("  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)))
     for row in cells:
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+        first, *rest = zip(row, widths, strict=True)
+        print("  ".join([first[0].ljust(first[1]), *(cell.rjust(width) for cell, width in rest)]))
 
 
 def ratio_line(label: str, value: float, target: str) -> None:

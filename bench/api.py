@@ -1,0 +1,322 @@
+"""``POST /jobs`` over mTLS: the real service against a bare FastAPI endpoint, same TLS server.
+
+    python -m bench.api            # 50 and 200 concurrent clients, 15 s each
+    python -m bench.api --quick    # 10 clients, 2 s (the smoke test)
+
+Both servers run in their own process, one uvicorn worker each, built with
+``app.security.serving.server_config`` from the same security settings: the same
+certificate, CA, CRL, TLS context and HTTP protocol class. The service is
+``app.main.create_app`` in its default deployment (SQLite job store, local storage,
+in-process dispatch, audit log fsynced per line) with a pipeline stand-in that copies the
+target, so its one worker process drains jobs as they arrive; the rate limit and queue
+bound are lifted so that every request is a submission. The bare endpoint reads the body
+and returns an id. Each client holds one keep-alive mTLS connection (handshake before
+timing) and submits multipart jobs (two 16×16 PNGs) back to back. "Lost" counts requests
+that did not get 202, plus 202 answers whose job is not in the store afterwards.
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import socket
+import sqlite3
+import ssl
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.report import header, ratio_line, table
+from tests.app.pipeline_doubles import png_bytes
+
+CLIENT = "bench-client"
+
+
+@dataclass
+class Load:
+    """What the clients saw against one server at one concurrency."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    refused: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        return len(self.latencies_ms) + sum(self.refused.values())
+
+    @property
+    def throughput(self) -> float:
+        return len(self.accepted) / self.seconds
+
+    def percentile(self, fraction: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+def make_pki(directory: Path) -> None:
+    from app.security import certs
+
+    pki = certs.init_ca(directory)
+    certs.issue_server_cert(pki)
+    certs.issue_client_cert(pki, CLIENT, organizational_unit="submitter")
+
+
+def security_settings(pki_dir: Path, audit_path: Path) -> object:
+    from app.security.certs import DevPki
+    from app.security.config import SecuritySettings
+    from app.security.roles import Role
+
+    pki = DevPki(pki_dir)
+    return SecuritySettings.model_validate(
+        {
+            "tls_cert": pki.server_cert,
+            "tls_key": pki.server_key,
+            "tls_ca": pki.ca_cert,
+            "tls_crl": pki.crl,
+            "roles_by_ou": {"submitter": [Role.SUBMITTER]},
+            "rate_limit_per_second": 1_000_000.0,
+            "rate_limit_burst": 1_000_000,
+            "audit_path": audit_path,
+        }
+    )
+
+
+def serve(kind: str, pki_dir: Path, work: Path, sock: socket.socket, database_url: str) -> None:
+    """Child process: the service (``kind="enclave"``) or the bare endpoint, until killed."""
+    import uvicorn
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+    from app.security.serving import server_config
+
+    security = security_settings(pki_dir, work / "audit.jsonl")
+    if kind == "enclave":
+        from app.db import upgrade_database
+        from app.main import create_app
+        from app.settings import Settings
+        from tests.app.pipeline_doubles import copy_target
+
+        if not database_url.startswith("sqlite"):
+            upgrade_database(database_url)  # the service migrates SQLite itself, not PostgreSQL
+        settings = Settings(
+            database_url=database_url,
+            storage_dir=work / "storage",
+            upload_secret="u" * 32,
+            max_queued_jobs=1_000_000,
+            security=security,
+        )
+        app = create_app(settings, process_file=copy_target)
+    else:
+        app = FastAPI()
+
+        @app.post("/jobs", status_code=202)
+        async def submit(request: Request) -> JSONResponse:
+            await request.body()
+            return JSONResponse({"id": str(uuid.uuid4())}, status_code=202)
+
+        @app.get("/healthz")
+        async def healthz() -> dict[str, str]:
+            return {"status": "ok"}
+
+    config = server_config(app, security, "127.0.0.1", 0, log_level="critical")  # type: ignore[arg-type]
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def client_context(pki_dir: Path) -> ssl.SSLContext:
+    from app.security.certs import DevPki
+
+    pki = DevPki(pki_dir)
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(pki.client_cert(CLIENT), pki.client_key(CLIENT))
+    return context
+
+
+async def wait_ready(url: str, context: ssl.SSLContext, patience_s: float = 60.0) -> None:
+    deadline = time.monotonic() + patience_s
+    async with httpx.AsyncClient(base_url=url, verify=context) as client:
+        while True:
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the server at {url} did not come up")
+            await asyncio.sleep(0.2)
+
+
+async def apply_load(url: str, context: ssl.SSLContext, clients: int, seconds: float) -> Load:
+    """``clients`` keep-alive connections, each submitting jobs back to back for ``seconds``."""
+    files = [
+        ("source", ("source.png", png_bytes(1), "image/png")),
+        ("target", ("target.png", png_bytes(2), "image/png")),
+    ]
+    load = Load()
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    pool = [
+        httpx.AsyncClient(base_url=url, verify=context, limits=limits, timeout=60.0)
+        for _ in range(clients)
+    ]
+    try:
+        await asyncio.gather(*(client.get("/healthz") for client in pool))  # handshakes
+        started = time.perf_counter()
+        deadline = started + seconds
+
+        async def submit_until_deadline(client: httpx.AsyncClient) -> None:
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                try:
+                    response = await client.post("/jobs", files=files)
+                except httpx.HTTPError as error:
+                    name = type(error).__name__
+                    load.refused[name] = load.refused.get(name, 0) + 1
+                    continue
+                if response.status_code == 202:
+                    load.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                    load.accepted.append(response.json()["id"])
+                else:
+                    code = str(response.status_code)
+                    load.refused[code] = load.refused.get(code, 0) + 1
+
+        await asyncio.gather(*(submit_until_deadline(client) for client in pool))
+        load.seconds = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(client.aclose() for client in pool))
+    return load
+
+
+def stored_job_ids(database_url: str) -> set[str]:
+    if database_url.startswith("sqlite"):
+        with sqlite3.connect(database_url.split(":///", 1)[1]) as connection:
+            rows = connection.execute("SELECT id FROM jobs").fetchall()
+        return {str(uuid.UUID(hex=str(row[0]))) for row in rows}
+    import asyncpg  # type: ignore[import-untyped]
+
+    async def fetch() -> list[object]:
+        connection = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            return [row["id"] for row in await connection.fetch("SELECT id FROM jobs")]
+        finally:
+            await connection.close()
+
+    return {str(value) for value in asyncio.run(fetch())}
+
+
+def measure(
+    kind: str, clients: int, seconds: float, pki_dir: Path, root: Path, database: str
+) -> Load:
+    """Start a fresh ``kind`` server, put it under load, stop it; check the store."""
+    work = root / f"{kind}-{clients}"
+    work.mkdir(parents=True)
+    if database == "postgresql":
+        from tests.app.services import create_postgres_database, drop_postgres_database
+
+        database_url = create_postgres_database()
+    else:
+        database_url = f"sqlite+aiosqlite:///{work / 'enclave.db'}"
+    try:
+        return _measure(kind, clients, seconds, pki_dir, work, database_url)
+    finally:
+        if database == "postgresql":
+            drop_postgres_database(database_url)
+
+
+def _measure(
+    kind: str, clients: int, seconds: float, pki_dir: Path, work: Path, database_url: str
+) -> Load:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"https://127.0.0.1:{sock.getsockname()[1]}"
+    process = multiprocessing.get_context("spawn").Process(
+        target=serve,
+        args=(kind, pki_dir, work, sock, database_url),  # not daemonic: the service spawns workers
+    )
+    process.start()
+    print(f"# {kind} server pid {process.pid} at {url}", file=sys.stderr, flush=True)
+    context = client_context(pki_dir)
+    try:
+        asyncio.run(wait_ready(url, context))
+        load = asyncio.run(apply_load(url, context, clients, seconds))
+    finally:
+        process.terminate()
+        process.join(timeout=30)
+        sock.close()
+    if kind == "enclave":
+        missing = set(load.accepted) - stored_job_ids(database_url)
+        if missing:
+            load.refused["202 but not stored"] = len(missing)
+    return load
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 clients, 2 s per server")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, nargs="+", default=[50, 200])
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the service's job store: SQLite (default deployment) or the local PostgreSQL",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["bare", "enclave"],
+        help="one server only (attach py-spy to the pid printed on stderr); prints no ratio",
+    )
+    args = parser.parse_args(argv)
+    seconds = 2.0 if args.quick else args.seconds
+    concurrency = [10] if args.quick else args.clients
+    with tempfile.TemporaryDirectory(prefix="enclave-bench-") as temporary:
+        root = Path(temporary)
+        make_pki(root / "pki")
+        results: dict[tuple[str, int], Load] = {}
+        for clients in concurrency:
+            for kind in [args.only] if args.only else ["bare", "enclave"]:
+                results[(kind, clients)] = measure(
+                    kind, clients, seconds, root / "pki", root, args.database
+                )
+    header(
+        "POST /jobs over mTLS (TLS 1.3, client certificates, keep-alive) on loopback",
+        [
+            f"{seconds:.0f} s per server and concurrency; closed loop (each client waits for "
+            "its answer); one uvicorn worker per server; load generator: httpx in one process",
+            f"enclave: create_app defaults ({args.database} job store, local storage, in-process "
+            "dispatch, audit fsync per line), pipeline stand-in, rate limit lifted; "
+            "bare: FastAPI route, body read",
+        ],
+    )
+    rows = []
+    for (kind, clients), load in results.items():
+        lost = sum(load.refused.values())
+        rows.append(
+            [
+                kind,
+                clients,
+                len(load.accepted),
+                f"{load.throughput:.0f}",
+                f"{load.percentile(0.5):.1f}",
+                f"{load.percentile(0.99):.1f}",
+                lost,
+                ", ".join(f"{why}: {count}" for why, count in load.refused.items()) or "-",
+            ]
+        )
+    table(["server", "clients", "accepted", "req/s", "p50 ms", "p99 ms", "lost", "why"], rows)
+    if args.only:
+        return 0
+    top = max(concurrency)
+    ratio = results[("enclave", top)].throughput / results[("bare", top)].throughput
+    lost_total = sum(sum(load.refused.values()) for load in results.values())
+    print(f"# lost submissions: {lost_total}")
+    ratio_line(f"enclave/bare POST /jobs throughput at {top} clients", ratio, ">= 0.5x")
+    return 0 if lost_total == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
