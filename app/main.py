@@ -5,8 +5,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app.api import compare, jobs, ops, uploads
 from app.api.compare import CompareImages, pipeline_compare_images
@@ -106,7 +108,24 @@ def create_app(
         dev_identity=settings.dev_identity,
         anonymous_paths=frozenset({"/healthz"}),
     )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the schemas of bodies that routes parse themselves."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for model in jobs.SELF_PARSED_BODIES:
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas.setdefault(model.__name__, schema)
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def _audit_sink(settings: Settings) -> AuditSink:

@@ -2,12 +2,13 @@
 
 import mimetypes
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import CurrentIdentity, JobServiceDep, SettingsDep
@@ -33,6 +34,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 MAX_INLINE_FILES = 9
+SELF_PARSED_BODIES: tuple[type[BaseModel], ...] = (JobCreate,)
+"""Bodies parsed in the handler (JSON or multipart), added to the OpenAPI components."""
 
 _MULTIPART_SCHEMA = {
     "type": "object",
@@ -42,6 +45,7 @@ _MULTIPART_SCHEMA = {
         "target": {"type": "string", "format": "binary"},
         "options": {"type": "string", "description": "JobOptions as a JSON object"},
         "webhook_url": {"type": "string"},
+        "ttl_seconds": {"type": "integer", "minimum": 1},
     },
 }
 
@@ -98,6 +102,7 @@ def _json_request(body: bytes) -> JobRequest:
         target=create.target.upload_id,
         options=create.options,
         webhook_url=str(create.webhook_url) if create.webhook_url else None,
+        ttl=timedelta(seconds=create.ttl_seconds) if create.ttl_seconds else None,
     )
 
 
@@ -118,6 +123,7 @@ async def _multipart_request(request: Request, settings: Settings) -> JobRequest
         target = await _inline(target_parts[0], "target")
         options_text = form.get("options")
         webhook_url = form.get("webhook_url")
+        ttl_text = form.get("ttl_seconds")
     try:
         options = (
             JobOptions.model_validate_json(options_text)
@@ -130,7 +136,14 @@ async def _multipart_request(request: Request, settings: Settings) -> JobRequest
         ) from exc
     if webhook_url is not None and not isinstance(webhook_url, str):
         raise InvalidJobRequestError("webhook_url must be a text field")
-    return JobRequest(sources=sources, target=target, options=options, webhook_url=webhook_url)
+    ttl = None
+    if ttl_text is not None:
+        if not isinstance(ttl_text, str) or not ttl_text.isdigit() or int(ttl_text) < 1:
+            raise InvalidJobRequestError("ttl_seconds must be a positive whole number")
+        ttl = timedelta(seconds=int(ttl_text))
+    return JobRequest(
+        sources=sources, target=target, options=options, webhook_url=webhook_url, ttl=ttl
+    )
 
 
 async def _inline(part: object, field: str) -> InlineFile:

@@ -22,6 +22,16 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+TtlSeconds = Annotated[
+    int | None,
+    Field(
+        gt=0,
+        description="fail the job as expired if it has not started within this many seconds "
+        "(capped by the service's job_ttl)",
+    ),
+]
+
+
 class InputRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +47,7 @@ class JobCreate(BaseModel):
     target: InputRef
     options: JobOptions = Field(default_factory=JobOptions)
     webhook_url: Annotated[AnyHttpUrl, Field(max_length=2048)] | None = None
+    ttl_seconds: TtlSeconds = None
 
 
 class JobError(BaseModel):

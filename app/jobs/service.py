@@ -64,6 +64,7 @@ class JobRequest:
     target: InputRef
     options: JobOptions = field(default_factory=JobOptions)
     webhook_url: str | None = None
+    ttl: timedelta | None = None  # at most settings.job_ttl
 
     def fingerprint(self) -> str:
         """SHA-256 over everything that defines the job (idempotency compares this)."""
@@ -79,6 +80,7 @@ class JobRequest:
             "target": add(self.target),
             "options": self.options.model_dump(mode="json"),
             "webhook_url": self.webhook_url,
+            "ttl_s": None if self.ttl is None else self.ttl.total_seconds(),
         }
         digest.update(json.dumps(document, sort_keys=True).encode())
         return digest.hexdigest()
@@ -143,6 +145,7 @@ class JobService:
 
         job_id = uuid.uuid4()
         now = self.clock()
+        ttl = min(request.ttl or self.settings.job_ttl, self.settings.job_ttl)
         try:
             async with self.sessions.begin() as session:
                 sources = [
@@ -164,7 +167,7 @@ class JobService:
                     request_hash=fingerprint,
                     webhook_url=request.webhook_url,
                     created_at=now,
-                    expires_at=now + self.settings.job_ttl,
+                    expires_at=now + ttl,
                 )
                 await store.add_job(session, job)
         except IntegrityError:

@@ -302,3 +302,17 @@ async def test_readyz_reports_a_database_that_needs_migrating(api_settings, tmp_
         response = await api.get("/readyz")
     assert response.status_code == 503
     assert "enclave db upgrade" in response.json()["checks"]["database"]
+
+
+async def test_a_job_not_started_within_its_ttl_fails_as_expired(api_settings) -> None:
+    settings = api_settings.model_copy(update={"sweep_interval": timedelta(milliseconds=200)})
+    async with running_api(settings, process_file=frames_until_canceled) as api:
+        busy = (await submit(api)).json()["id"]  # occupies the only worker
+        await wait_until(api, busy, states={"running"})
+        waiting = (await submit(api, seed=5, ttl_seconds="1")).json()
+        assert waiting["expires_at"] is not None
+        expired = await wait_until(api, waiting["id"], timeout_s=30)
+        assert (expired["state"], expired["error"]["code"]) == ("failed", "expired")
+        assert expired["attempts"] == 0
+        await api.post(f"/jobs/{busy}/cancel")
+        await wait_until(api, busy)

@@ -122,3 +122,27 @@ def test_enclave_serve_insecure_dev_answers_on_loopback(tmp_path) -> None:
     output = log.read_text()
     assert "INSECURE DEV MODE" in output
     assert (tmp_path / "enclave.db").is_file()  # migrated at start-up
+
+
+def test_every_reference_in_the_openapi_document_resolves() -> None:
+    import yaml
+
+    document = yaml.safe_load(openapi_document())
+    schemas = document["components"]["schemas"]
+
+    def references(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    yield value
+                else:
+                    yield from references(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from references(item)
+
+    found = set(references(document))
+    assert "#/components/schemas/JobCreate" in found
+    for reference in found:
+        assert reference.startswith("#/components/schemas/")
+        assert reference.rsplit("/", 1)[-1] in schemas, reference
