@@ -68,3 +68,11 @@ def get_identity(request: Request, settings: SettingsDep) -> Identity:
 
 
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
+
+
+def readable_owner(identity: CurrentIdentity) -> str | None:
+    """Whose jobs a read may show: the caller's own, or everyone's for an auditor."""
+    return None if identity.has_role(Role.AUDITOR) else identity.name
+
+
+ReadableOwner = Annotated[str | None, Depends(readable_owner)]

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.deps import CurrentIdentity, JobServiceDep, SettingsDep
+from app.api.deps import CurrentIdentity, JobServiceDep, ReadableOwner, SettingsDep
 from app.api.schemas import JobCreate, JobList, JobView, Problem
 from app.errors import InvalidJobRequestError
 from app.jobs.options import JobOptions
@@ -157,20 +157,20 @@ async def _inline(part: object, field: str) -> InlineFile:
 
 @router.get("", response_model=JobList, responses=PROBLEMS)
 async def list_jobs(
-    identity: CurrentIdentity,
+    owner: ReadableOwner,
     service: JobServiceDep,
     state: JobState | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobList:
-    """The caller's own jobs, newest first."""
-    page = await service.list_jobs(identity.name, state=state, cursor=cursor, limit=limit)
+    """The caller's own jobs (every caller's for an auditor), newest first."""
+    page = await service.list_jobs(owner, state=state, cursor=cursor, limit=limit)
     return JobList(items=[JobView.of(job) for job in page.jobs], next_cursor=page.next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobView, responses=PROBLEMS)
-async def get_job(job_id: uuid.UUID, identity: CurrentIdentity, service: JobServiceDep) -> JobView:
-    return JobView.of(await service.get(identity.name, job_id))
+async def get_job(job_id: uuid.UUID, owner: ReadableOwner, service: JobServiceDep) -> JobView:
+    return JobView.of(await service.get(owner, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobView, responses=PROBLEMS)

@@ -256,12 +256,13 @@ class JobService:
 
     # --- reading ------------------------------------------------------------------
 
-    async def get(self, owner: str, job_id: uuid.UUID) -> Job:
+    async def get(self, owner: str | None, job_id: uuid.UUID) -> Job:
+        """A job of ``owner`` (of anyone for ``None``: auditors)."""
         async with self.sessions() as session:
             return await store.get_job(session, job_id, owner=owner)
 
     async def list_jobs(
-        self, owner: str, *, state: JobState | None, cursor: str | None, limit: int
+        self, owner: str | None, *, state: JobState | None, cursor: str | None, limit: int
     ) -> JobPage:
         before = decode_cursor(cursor) if cursor else None
         async with self.sessions() as session:

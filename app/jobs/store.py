@@ -78,14 +78,16 @@ async def find_job_by_idempotency_key(session: AsyncSession, owner: str, key: st
 
 async def list_jobs(
     session: AsyncSession,
-    owner: str,
+    owner: str | None,
     *,
     state: JobState | None = None,
     before: tuple[datetime, uuid.UUID] | None = None,
     limit: int = 50,
 ) -> list[Job]:
-    """The owner's jobs, newest first, strictly after the ``before`` position."""
-    query = select(Job).where(Job.owner == owner, Job.deleted_at.is_(None))
+    """The owner's jobs (everyone's for ``None``), newest first, after ``before``."""
+    query = select(Job).where(Job.deleted_at.is_(None))
+    if owner is not None:
+        query = query.where(Job.owner == owner)
     if state is not None:
         query = query.where(Job.state == state)
     if before is not None:

@@ -160,6 +160,7 @@ def api_settings(sqlite_url: str, tmp_path: Path) -> Settings:
 
 
 TEST_IDENTITY_HEADER = "x-test-identity"
+TEST_ROLES_HEADER = "x-test-roles"
 
 
 @asynccontextmanager
@@ -181,7 +182,12 @@ async def running_api(
     def identity(request: Request) -> Identity:
         return Identity(
             name=request.headers.get(TEST_IDENTITY_HEADER, "alice"),
-            roles=expand_roles([Role.SUBMITTER]),
+            roles=expand_roles(
+                [
+                    Role(role)
+                    for role in request.headers.get(TEST_ROLES_HEADER, "submitter").split(",")
+                ]
+            ),
             source="127.0.0.1",
             authenticated_by=AuthMethod.INSECURE_DEV,
         )

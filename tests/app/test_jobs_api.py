@@ -10,7 +10,7 @@ import pytest
 
 from app.storage.errors import StorageUnavailableError
 from tests.app.api_client import submit, wait_until
-from tests.app.conftest import TEST_IDENTITY_HEADER, running_api
+from tests.app.conftest import TEST_IDENTITY_HEADER, TEST_ROLES_HEADER, running_api
 from tests.app.pipeline_doubles import (
     CRASH_MARKER_VARIABLE,
     always_crash,
@@ -149,6 +149,11 @@ async def test_callers_see_only_their_own_jobs(api) -> None:
     succeeded = (await api.get("/jobs", params={"state": "succeeded"})).json()["items"]
     assert sorted(item["id"] for item in succeeded) == sorted(mine)
     assert (await api.get("/jobs", params={"cursor": "garbage"})).status_code == 422
+    auditor = {TEST_IDENTITY_HEADER: "carol", TEST_ROLES_HEADER: "auditor"}
+    everything = (await api.get("/jobs", params={"limit": 10}, headers=auditor)).json()["items"]
+    assert {item["id"] for item in everything} == {*mine, theirs}
+    assert (await api.get(f"/jobs/{theirs}", headers=auditor)).status_code == 200
+    assert (await api.delete(f"/jobs/{theirs}", headers=auditor)).status_code in (403, 404)
 
 
 async def test_delete_purges_objects_and_forgets_the_job(api, api_settings) -> None:
