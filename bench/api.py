@@ -1,7 +1,7 @@
 """``POST /jobs`` over mTLS: the real service against a bare FastAPI endpoint, same TLS server.
 
     python -m bench.api            # 50 and 200 concurrent clients, 15 s each
-    python -m bench.api --quick    # 10 clients, 2 s (the smoke test)
+    python -m bench.api --quick    # 8 clients, 1 s (the smoke test)
 
 Both servers run in their own process, one uvicorn worker each, built with
 ``app.security.serving.server_config`` from the same security settings: the same
@@ -17,6 +17,7 @@ that did not get 202, plus 202 answers whose job is not in the store afterwards.
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
 import socket
 import sqlite3
@@ -150,8 +151,16 @@ async def wait_ready(url: str, context: ssl.SSLContext, patience_s: float = 60.0
             await asyncio.sleep(0.2)
 
 
-async def apply_load(url: str, context: ssl.SSLContext, clients: int, seconds: float) -> Load:
-    """``clients`` keep-alive connections, each submitting jobs back to back for ``seconds``."""
+async def apply_load(
+    url: str, context: ssl.SSLContext, clients: int, seconds: float, rate: float | None = None
+) -> Load:
+    """``clients`` keep-alive connections submitting jobs for ``seconds``.
+
+    Without ``rate`` each client sends its next request as soon as it has an answer (closed
+    loop: the throughput the server can take). With ``rate`` (requests per second over all
+    clients) sends are scheduled on a fixed timetable, and latency is measured from the
+    scheduled time, so a server that falls behind is charged for the queue it causes.
+    """
     files = [
         ("source", ("source.png", png_bytes(1), "image/png")),
         ("target", ("target.png", png_bytes(2), "image/png")),
@@ -167,9 +176,15 @@ async def apply_load(url: str, context: ssl.SSLContext, clients: int, seconds: f
         started = time.perf_counter()
         deadline = started + seconds
 
-        async def submit_until_deadline(client: httpx.AsyncClient) -> None:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
+        async def submit_until_deadline(index: int, client: httpx.AsyncClient) -> None:
+            for turn in itertools.count():
+                if rate is None:
+                    sent = time.perf_counter()
+                else:
+                    sent = started + (index + turn * clients) / rate
+                    await asyncio.sleep(max(0.0, sent - time.perf_counter()))
+                if sent >= deadline or time.perf_counter() >= deadline:
+                    return
                 try:
                     response = await client.post("/jobs", files=files)
                 except httpx.HTTPError as error:
@@ -183,7 +198,7 @@ async def apply_load(url: str, context: ssl.SSLContext, clients: int, seconds: f
                     code = str(response.status_code)
                     load.refused[code] = load.refused.get(code, 0) + 1
 
-        await asyncio.gather(*(submit_until_deadline(client) for client in pool))
+        await asyncio.gather(*(submit_until_deadline(i, client) for i, client in enumerate(pool)))
         load.seconds = time.perf_counter() - started
     finally:
         await asyncio.gather(*(client.aclose() for client in pool))
@@ -207,11 +222,20 @@ def stored_job_ids(database_url: str) -> set[str]:
     return {str(value) for value in asyncio.run(fetch())}
 
 
-def measure(
-    kind: str, clients: int, seconds: float, pki_dir: Path, root: Path, database: str
-) -> Load:
-    """Start a fresh ``kind`` server, put it under load, stop it; check the store."""
-    work = root / f"{kind}-{clients}"
+@dataclass(frozen=True)
+class Scenario:
+    kind: str  # "bare" or "enclave"
+    clients: int
+    rate: float | None  # requests per second offered (open loop), None: closed loop
+
+    @property
+    def load_label(self) -> str:
+        return "closed loop" if self.rate is None else f"{self.rate:.0f} req/s offered"
+
+
+def measure(scenario: Scenario, seconds: float, pki_dir: Path, root: Path, database: str) -> Load:
+    """Start a fresh server, put it under ``scenario``'s load, stop it; check the store."""
+    work = root / f"{scenario.kind}-{scenario.clients}-{scenario.rate or 'closed'}"
     work.mkdir(parents=True)
     if database == "postgresql":
         from tests.app.services import create_postgres_database, drop_postgres_database
@@ -220,15 +244,16 @@ def measure(
     else:
         database_url = f"sqlite+aiosqlite:///{work / 'enclave.db'}"
     try:
-        return _measure(kind, clients, seconds, pki_dir, work, database_url)
+        return _measure(scenario, seconds, pki_dir, work, database_url)
     finally:
         if database == "postgresql":
             drop_postgres_database(database_url)
 
 
 def _measure(
-    kind: str, clients: int, seconds: float, pki_dir: Path, work: Path, database_url: str
+    scenario: Scenario, seconds: float, pki_dir: Path, work: Path, database_url: str
 ) -> Load:
+    kind = scenario.kind
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -242,7 +267,7 @@ def _measure(
     context = client_context(pki_dir)
     try:
         asyncio.run(wait_ready(url, context))
-        load = asyncio.run(apply_load(url, context, clients, seconds))
+        load = asyncio.run(apply_load(url, context, scenario.clients, seconds, scenario.rate))
     finally:
         process.terminate()
         process.join(timeout=30)
@@ -256,9 +281,15 @@ def _measure(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 clients, 2 s per server")
+    parser.add_argument("--quick", action="store_true", help="8 clients, 1 s per server")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, nargs="+", default=[50, 200])
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=40.0,
+        help="also offer this many req/s (open loop) at the highest concurrency; 0: skip",
+    )
     parser.add_argument(
         "--database",
         choices=["sqlite", "postgresql"],
@@ -271,34 +302,39 @@ def main(argv: list[str] | None = None) -> int:
         help="one server only (attach py-spy to the pid printed on stderr); prints no ratio",
     )
     args = parser.parse_args(argv)
-    seconds = 2.0 if args.quick else args.seconds
-    concurrency = [10] if args.quick else args.clients
+    seconds = 1.0 if args.quick else args.seconds
+    concurrency = [8] if args.quick else args.clients
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as temporary:
         root = Path(temporary)
         make_pki(root / "pki")
-        results: dict[tuple[str, int], Load] = {}
-        for clients in concurrency:
-            for kind in [args.only] if args.only else ["bare", "enclave"]:
-                results[(kind, clients)] = measure(
-                    kind, clients, seconds, root / "pki", root, args.database
-                )
+        kinds = [args.only] if args.only else ["bare", "enclave"]
+        scenarios = [Scenario(kind, clients, None) for clients in concurrency for kind in kinds]
+        if args.rate > 0 and not args.quick:
+            scenarios += [Scenario(kind, max(concurrency), args.rate) for kind in kinds]
+        results = {
+            scenario: measure(scenario, seconds, root / "pki", root, args.database)
+            for scenario in scenarios
+        }
     header(
         "POST /jobs over mTLS (TLS 1.3, client certificates, keep-alive) on loopback",
         [
-            f"{seconds:.0f} s per server and concurrency; closed loop (each client waits for "
-            "its answer); one uvicorn worker per server; load generator: httpx in one process",
+            f"{seconds:.0f} s per row, each on a fresh server; closed loop: each client sends "
+            "when answered; offered: a fixed timetable, latency from the scheduled time",
+            "one uvicorn worker per server; load generator: httpx, one process, one "
+            "keep-alive connection per client",
             f"enclave: create_app defaults ({args.database} job store, local storage, in-process "
             "dispatch, audit fsync per line), pipeline stand-in, rate limit lifted; "
             "bare: FastAPI route, body read",
         ],
     )
     rows = []
-    for (kind, clients), load in results.items():
+    for scenario, load in results.items():
         lost = sum(load.refused.values())
         rows.append(
             [
-                kind,
-                clients,
+                scenario.kind,
+                scenario.clients,
+                scenario.load_label,
                 len(load.accepted),
                 f"{load.throughput:.0f}",
                 f"{load.percentile(0.5):.1f}",
@@ -307,11 +343,21 @@ def main(argv: list[str] | None = None) -> int:
                 ", ".join(f"{why}: {count}" for why, count in load.refused.items()) or "-",
             ]
         )
-    table(["server", "clients", "accepted", "req/s", "p50 ms", "p99 ms", "lost", "why"], rows)
+    columns = ["server", "clients", "load", "accepted", "req/s", "p50 ms", "p99 ms", "lost", "why"]
+    table(columns, rows)
     if args.only:
         return 0
     top = max(concurrency)
-    ratio = results[("enclave", top)].throughput / results[("bare", top)].throughput
+    for scenario, load in results.items():
+        if scenario.rate is not None and scenario.kind == "enclave":
+            print(
+                f"# enclave p99 at {scenario.clients} clients, {scenario.load_label}: "
+                f"{load.percentile(0.99):.1f} ms (target < 50 ms)"
+            )
+    ratio = (
+        results[Scenario("enclave", top, None)].throughput
+        / results[Scenario("bare", top, None)].throughput
+    )
     lost_total = sum(sum(load.refused.values()) for load in results.values())
     print(f"# lost submissions: {lost_total}")
     ratio_line(f"enclave/bare POST /jobs throughput at {top} clients", ratio, ">= 0.5x")

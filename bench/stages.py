@@ -98,10 +98,13 @@ def stage_costs(model_dir: Path, work: Path, resolution: str, runs: int) -> dict
     target = frame.copy()
     tracker = FaceTracker(engine.detector.detect, landmarker, interval=1_000_000)
     tracker.faces(frame)
+    detected = list(tracker._tracks)
 
     def follow() -> None:
-        tracker._previous_gray = to_gray(frame)
-        tracker.faces(following)
+        # the same step each time: from the detected faces in ``frame`` to ``following``
+        tracker._previous_gray, tracker._tracks = to_gray(frame), list(detected)
+        if not tracker.faces(following):
+            raise SystemExit("the tracker lost the face: the stage timing would be a detection")
 
     session = swapper._session  # the model call alone
     encode = encoder(size)

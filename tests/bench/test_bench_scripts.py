@@ -17,7 +17,7 @@ RATIO_LINE = re.compile(r"^ratio .+: \d+(\.\d+)?x \(target .+\)$")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["video", "paste", "memory"])
+@pytest.mark.parametrize("script", ["video", "paste", "memory", "stages", "api"])
 def test_bench_script_runs_quick_and_prints_its_ratio(script: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", f"bench.{script}", "--quick"],
