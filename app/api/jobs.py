@@ -17,6 +17,7 @@ from app.errors import InvalidJobRequestError
 from app.jobs.options import JobOptions
 from app.jobs.service import InlineFile, JobRequest
 from app.jobs.states import JobState
+from app.security.context import record_job_id
 from app.settings import Settings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -84,6 +85,7 @@ async def submit_job(
     else:
         job_request = _json_request(await request.body())
     submission = await service.submit(identity.name, job_request, idempotency_key=idempotency_key)
+    record_job_id(request.scope, submission.job.id)  # for the audit line
     response.headers["Location"] = f"/jobs/{submission.job.id}"
     if not submission.created:
         response.status_code = status.HTTP_200_OK

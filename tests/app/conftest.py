@@ -18,6 +18,7 @@ from app.api.deps import get_identity
 from app.db import create_engine, create_session_factory, upgrade_database
 from app.jobs.service import JobService
 from app.main import create_app
+from app.security.config import SecuritySettings
 from app.security.identity import AuthMethod, Identity
 from app.security.roles import Role, expand_roles
 from app.settings import Settings
@@ -96,6 +97,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         retry_backoff=timedelta(seconds=2),
         max_attempts=3,
         insecure_dev=True,
+        security=SecuritySettings(audit_path=tmp_path / "audit.jsonl"),
     )
 
 
@@ -156,6 +158,7 @@ def api_settings(sqlite_url: str, tmp_path: Path) -> Settings:
         upload_secret="u" * 32,
         heartbeat_interval=timedelta(milliseconds=100),
         insecure_dev=True,
+        security=SecuritySettings(audit_path=tmp_path / "audit.jsonl"),
     )
 
 

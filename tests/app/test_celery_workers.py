@@ -13,6 +13,7 @@ import cv2
 import httpx
 import pytest
 
+from app.security.config import SecuritySettings
 from app.settings import DispatchMode, Settings
 from tests.app.api_client import wait_until
 from tests.app.conftest import running_api
@@ -40,6 +41,7 @@ def celery_settings(postgres_url: str, tmp_path: Path, model_dir: Path) -> Setti
         lease_duration=timedelta(seconds=4),
         heartbeat_interval=timedelta(milliseconds=500),
         insecure_dev=True,
+        security=SecuritySettings(audit_path=tmp_path / "audit.jsonl"),
     )
 
 

@@ -45,6 +45,9 @@ async def test_multipart_job_runs_and_its_result_downloads(api, api_settings) ->
     assert result.content == png_bytes(2)
     assert result.headers["content-type"] == "image/png"
     assert stored_files(api_settings, f"inputs/{job['id']}/") == []
+    audit = [json.loads(line) for line in api_settings.security.audit_path.read_text().splitlines()]
+    submitted = [line for line in audit if line["method"] == "POST" and line["route"] == "/jobs"]
+    assert [line["job_id"] for line in submitted] == [job["id"]]
 
 
 async def test_upload_then_json_job(api) -> None:

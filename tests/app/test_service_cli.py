@@ -93,6 +93,7 @@ def test_enclave_serve_insecure_dev_answers_on_loopback(tmp_path) -> None:
     env.update(
         ENCLAVE_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'enclave.db'}",
         ENCLAVE_STORAGE_DIR=str(tmp_path / "storage"),
+        ENCLAVE_SECURITY__AUDIT_PATH=str(tmp_path / "audit.jsonl"),
     )
     enclave = Path(sys.executable).parent / "enclave"
     log = tmp_path / "serve.log"
