@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     job_ttl: timedelta = timedelta(hours=1)
     output_retention: timedelta = timedelta(hours=24)
     concurrent_compares: PositiveInt = 2
+    # On shutdown, how long in-process workers may finish their current job.
+    shutdown_grace: timedelta = timedelta(seconds=10)
 
     # Pipeline
     model_dir: Path = Path("./models")

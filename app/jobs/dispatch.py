@@ -9,6 +9,7 @@ cog's server spawns its predictor.
 import asyncio
 import logging
 import multiprocessing
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -167,9 +168,28 @@ class InProcessDispatcher:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        # Queued work is dropped (the rows stay queued); running jobs get a grace period,
+        # then their processes are stopped. A stopped job keeps its lease until it expires
+        # and is then run again by whichever service instance sweeps first.
+        # ProcessPoolExecutor cannot stop a running call; its process map is the only handle.
+        processes: list[Any] = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        grace = self._settings.shutdown_grace.total_seconds()
+        await asyncio.to_thread(_join_or_terminate, processes, grace)
+
+
+def _join_or_terminate(processes: list[Any], grace_s: float) -> None:
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            logger.warning("stopping worker process %s with a job still running", process.pid)
+            process.terminate()
+            process.join(10)
 
 
 class CeleryDispatcher:

@@ -324,3 +324,24 @@ async def test_a_job_not_started_within_its_ttl_fails_as_expired(api_settings) -
         assert expired["attempts"] == 0
         await api.post(f"/jobs/{busy}/cancel")
         await wait_until(api, busy)
+
+
+@pytest.mark.slow
+async def test_jobs_survive_a_service_restart(api_settings) -> None:
+    settings = api_settings.model_copy(
+        update={
+            "lease_duration": timedelta(seconds=1),
+            "heartbeat_interval": timedelta(milliseconds=200),
+            "shutdown_grace": timedelta(0),
+            "sweep_interval": timedelta(milliseconds=200),
+        }
+    )
+    async with running_api(settings, process_file=frames_until_canceled) as api:
+        interrupted = (await submit(api)).json()["id"]
+        await wait_until(api, interrupted, states={"running"})
+        waiting = (await submit(api, seed=6)).json()["id"]
+    async with running_api(settings) as api:  # a new instance, same database and storage
+        for job_id, seed, attempts in ((interrupted, 2, 2), (waiting, 6, 1)):
+            done = await wait_until(api, job_id, timeout_s=60)
+            assert (done["state"], done["attempts"]) == ("succeeded", attempts), done
+            assert (await api.get(f"/jobs/{job_id}/result")).content == png_bytes(seed)
