@@ -17,8 +17,8 @@ from app.api.problems import install_problem_handlers
 from app.db import create_engine, create_session_factory, head_revision, upgrade_database
 from app.jobs.dispatch import Dispatcher, build_dispatcher
 from app.jobs.notify import webhook_policy
+from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
 from app.jobs.service import JobService
-from app.jobs.worker import ProcessFile, pipeline_process_file
 from app.metrics import ServiceMetrics
 from app.security.audit import AuditSink, build_audit_sink
 from app.security.authz import require_role_by_method

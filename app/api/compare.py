@@ -11,7 +11,7 @@ from app.api.deps import CurrentIdentity, SettingsDep
 from app.api.jobs import PROBLEMS
 from app.api.schemas import CompareView
 from app.errors import InvalidJobRequestError
-from app.jobs.worker import IMAGE_SUFFIXES
+from app.jobs.pipeline_entry import IMAGE_SUFFIXES
 from pipeline.options import RunOptions
 
 if TYPE_CHECKING:

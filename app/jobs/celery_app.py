@@ -12,7 +12,8 @@ from typing import Any
 
 from celery import Celery
 
-from app.jobs.worker import ProcessFile, RunReport, pipeline_process_file
+from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
+from app.jobs.worker import RunReport
 from app.settings import Settings
 
 RUN_JOB_TASK = "enclave.run_job"

@@ -17,14 +17,8 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from app.db import create_engine, create_session_factory
-from app.jobs.worker import (
-    ProcessFile,
-    RunReport,
-    WorkerContext,
-    new_worker_id,
-    pipeline_process_file,
-    run_job,
-)
+from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
+from app.jobs.worker import RunReport, WorkerContext, new_worker_id, run_job
 from app.settings import Settings
 from app.storage.factory import build_storage, storage_config_from_settings
 

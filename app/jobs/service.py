@@ -6,8 +6,6 @@ start-up and periodic recovery sweeps. State changes go through the store's cond
 updates, never by assigning attributes.
 """
 
-import base64
-import binascii
 import hashlib
 import json
 import logging
@@ -15,7 +13,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -29,12 +26,14 @@ from app.errors import (
     UploadNotFoundError,
 )
 from app.jobs import store
+from app.jobs.cleanup import input_prefixes, purge_inputs
+from app.jobs.cursor import decode_cursor, encode_cursor
 from app.jobs.dispatch import Dispatcher
 from app.jobs.models import Job, Upload
 from app.jobs.notify import notify_job_ended
 from app.jobs.options import JobOptions
 from app.jobs.states import JobState
-from app.jobs.worker import input_prefixes, utcnow
+from app.jobs.worker import utcnow
 from app.settings import Settings
 from app.storage.base import PresignedRequest, Storage
 from app.storage.errors import ObjectNotFoundError
@@ -300,10 +299,7 @@ class JobService:
         return job
 
     async def _purge_inputs_later(self, job: Job) -> None:
-        for prefix in input_prefixes(job):
-            await self.storage.delete_prefix(prefix)
-        async with self.sessions.begin() as session:
-            await store.stamp(session, job.id, inputs_purged_at=self.clock())
+        await purge_inputs(self.sessions, self.storage, job.id, self.clock)
 
     async def delete(self, owner: str, job_id: uuid.UUID) -> None:
         """Forget a job: stop it, delete its inputs and outputs, hide its row.
@@ -383,20 +379,3 @@ class JobService:
 async def _is_orphan(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:
     job = await store.refresh_job(session, job_id)
     return job is not None and job.state is JobState.RUNNING
-
-
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw: Any = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        created_at = datetime.fromisoformat(raw[0])
-        job_id = uuid.UUID(raw[1])
-    except (binascii.Error, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise InvalidJobRequestError("cursor is not one this service issued") from exc
-    if created_at.tzinfo is None:
-        raise InvalidJobRequestError("cursor is not one this service issued")
-    return created_at, job_id

@@ -19,31 +19,36 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.jobs import store
+from app.jobs.cleanup import purge_inputs
 from app.jobs.models import Job
 from app.jobs.options import JobOptions
+from app.jobs.pipeline_entry import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    ProcessFile,
+    pipeline_process_file,
+)
 from app.jobs.states import ErrorCode, JobState
 from app.jobs.store import ClaimOutcome
 from app.settings import Settings
 from app.storage.base import Storage
 from app.storage.errors import ObjectNotFoundError, StorageUnavailableError
-from app.storage.keys import job_key, job_prefix
+from app.storage.keys import job_key
 from pipeline.errors import InputError, PipelineError, ProcessingCanceled
-from pipeline.options import RunOptions, RunSummary
+from pipeline.options import RunSummary
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     StorageUnavailableError,
     OperationalError,
@@ -51,38 +56,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     ConnectionError,
     TimeoutError,
 )
-
-
-class ProcessFile(Protocol):
-    """The pipeline's entry point (``pipeline.run.process_file``)."""
-
-    def __call__(
-        self,
-        sources: Sequence[Path],
-        target: Path,
-        output: Path,
-        options: RunOptions,
-        *,
-        on_progress: Callable[[float, str], None] | None = None,
-        should_cancel: Callable[[], bool] | None = None,
-    ) -> RunSummary: ...
-
-
-def pipeline_process_file(
-    sources: Sequence[Path],
-    target: Path,
-    output: Path,
-    options: RunOptions,
-    *,
-    on_progress: Callable[[float, str], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-) -> RunSummary:
-    """The real pipeline, imported on first use (so only worker processes load models)."""
-    from pipeline.run import process_file
-
-    return process_file(
-        sources, target, output, options, on_progress=on_progress, should_cancel=should_cancel
-    )
 
 
 def new_worker_id() -> str:
@@ -132,7 +105,7 @@ async def run_job(job_id: uuid.UUID, context: WorkerContext) -> RunReport:
         logger.warning("job %s: cannot claim (%s); will retry", job_id, type(exc).__name__)
         return RunReport(job_id, None, retry_in_s=settings.retry_backoff.total_seconds())
     if claim.outcome is ClaimOutcome.EXPIRED:
-        await _purge_inputs(context, job_id)
+        await purge_inputs(context.sessions, context.storage, job_id, context.clock)
         await _notify(context, job_id)
         return RunReport(job_id, JobState.FAILED)
     if claim.outcome is not ClaimOutcome.CLAIMED:
@@ -293,7 +266,9 @@ class _Execution:
         if not changed:
             logger.warning("job %s: lease lost before finishing as %s", self.job.id, state)
             return RunReport(self.job.id, None, timings=self.timings)
-        await _purge_inputs(self.context, self.job.id)
+        await purge_inputs(
+            self.context.sessions, self.context.storage, self.job.id, self.context.clock
+        )
         await _notify(self.context, self.job.id)
         return RunReport(self.job.id, state, timings=self.timings)
 
@@ -352,21 +327,6 @@ class _StageTimer:
         self.timings[self.stage] = round(time.perf_counter() - self.started, 6)
 
 
-async def _purge_inputs(context: WorkerContext, job_id: uuid.UUID) -> None:
-    """Delete a finished job's inputs; a failure is left to the retention sweeper."""
-    async with context.sessions() as session:
-        job = await store.refresh_job(session, job_id)
-    if job is None:
-        return
-    try:
-        for prefix in input_prefixes(job):
-            await context.storage.delete_prefix(prefix)
-        async with context.sessions.begin() as session:
-            await store.stamp(session, job_id, inputs_purged_at=context.clock())
-    except (StorageUnavailableError, OperationalError) as exc:
-        logger.warning("job %s: inputs not purged yet (%s)", job_id, type(exc).__name__)
-
-
 async def _notify(context: WorkerContext, job_id: uuid.UUID) -> None:
     from app.jobs.notify import notify_job_ended
 
@@ -379,14 +339,6 @@ async def _notify(context: WorkerContext, job_id: uuid.UUID) -> None:
     except Exception:
         # The job has ended either way; a broken notification must not re-run or fail it.
         logger.exception("job %s: webhook notification failed", job_id)
-
-
-def input_prefixes(job: Job) -> list[str]:
-    """The storage prefixes holding a job's inputs (its own, and those of its uploads)."""
-    prefixes = {job_prefix(job.id, "inputs")}
-    for key in [*job.source_keys, job.target_key]:
-        prefixes.add(key.rsplit("/", 1)[0] + "/")
-    return sorted(prefixes)
 
 
 def _suffix(key: str) -> str:
