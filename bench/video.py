@@ -13,12 +13,15 @@ landmark swapper with its default masks, for Enclave alone.
 """
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import onnxruntime as ort
 
 from bench.reference import ReferenceLoop
 from bench.report import header, ratio_line, table
@@ -54,10 +57,17 @@ class Timing:
     frames: int
     faces: int
     seconds: float
+    cpu_seconds: float
+    """CPU time of the whole process (every thread) during the run: less sensitive than
+    wall time to what else the machine is doing."""
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds
+
+    @property
+    def cpu_ms_per_frame(self) -> float:
+        return self.cpu_seconds * 1000 / self.frames
 
 
 def enclave_options(model_dir: Path, swapper: str, providers: tuple[str, ...]) -> RunOptions:
@@ -74,16 +84,45 @@ def enclave_options(model_dir: Path, swapper: str, providers: tuple[str, ...]) -
 
 
 def time_enclave(engine: Engine, source: Path, clip: Path, output: Path) -> Timing:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = process_file([source], clip, output, engine.options, engine=engine)
-    return Timing(summary.frames, summary.faces_swapped, time.perf_counter() - started)
+    return Timing(
+        summary.frames,
+        summary.faces_swapped,
+        time.perf_counter() - started,
+        time.process_time() - cpu,
+    )
 
 
 def time_reference(loop: ReferenceLoop, source: Path, clip: Path, output: Path) -> Timing:
     face = loop.source_face(read(source))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     frames, faces = loop.run_video(face, clip, output)
-    return Timing(frames, faces, time.perf_counter() - started)
+    return Timing(frames, faces, time.perf_counter() - started, time.process_time() - cpu)
+
+
+@contextlib.contextmanager
+def sessions_without_spinning(enabled: bool) -> Iterator[None]:
+    """While enabled, every new onnxruntime session's idle intra-op threads sleep, not spin.
+
+    An experiment knob, not a fix: it shows in one run what the proposed one-line change
+    to ``pipeline.models.runtime.create_session`` would give (docs/performance.md).
+    """
+    if not enabled:
+        yield
+        return
+    original = ort.SessionOptions
+
+    class SleepingSessionOptions(original):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+    ort.SessionOptions = SleepingSessionOptions
+    try:
+        yield
+    finally:
+        ort.SessionOptions = original
 
 
 def median_timing(runs: list[Timing]) -> Timing:
@@ -98,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs; median shown")
     parser.add_argument("--execution-providers", nargs="+", default=["cpu"])
     parser.add_argument("--work", type=Path, help="keep models and clips here (default: temp)")
+    parser.add_argument(
+        "--no-spinning",
+        choices=["enclave", "reference", "both"],
+        help="experiment: build that side's onnxruntime sessions with allow_spinning=0",
+    )
     parser.add_argument(
         "--profile",
         choices=["reference", "enclave", "landmark"],
@@ -126,14 +170,18 @@ def run(args: argparse.Namespace, work: Path) -> int:
         Clip(res, scene, write_clip(work / f"{res}-{scene.faces}-{frames}.mp4", scene, res, frames))
         for res, scene in grid
     ]
-    reference = ReferenceLoop(
-        registry.path("retinaface"),
-        registry.path(ARCFACE),
-        registry.path(SWAPPER),
-        ort_providers,
-    )
-    inswapper = build_engine(enclave_options(model_dir, SWAPPER, providers))
-    landmark = build_engine(enclave_options(model_dir, "landmark", providers))
+    quiet_reference = args.no_spinning in ("reference", "both")
+    quiet_enclave = args.no_spinning in ("enclave", "both")
+    with sessions_without_spinning(quiet_reference):
+        reference = ReferenceLoop(
+            registry.path("retinaface"),
+            registry.path(ARCFACE),
+            registry.path(SWAPPER),
+            ort_providers,
+        )
+    with sessions_without_spinning(quiet_enclave):
+        inswapper = build_engine(enclave_options(model_dir, SWAPPER, providers))
+        landmark = build_engine(enclave_options(model_dir, "landmark", providers))
     sides: dict[str, Callable[[Path, Path], Timing]] = {
         "reference": lambda clip, out: time_reference(reference, source, clip, out),
         "enclave": lambda clip, out: time_enclave(inswapper, source, clip, out),
@@ -151,6 +199,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "video fps: Enclave process_file vs the reference loop (cv2 + INSwapper.get paste_back)",
         [
             f"providers {', '.join(providers)}; onnxruntime default threads on both sides; "
+            f"idle threads sleep instead of spinning: {args.no_spinning or 'neither side'}; "
             f"{frames} frames per clip, median of {args.repeat} interleaved run(s)",
             "same detector (bundled RetinaFace) and inswapper_128-contract model (realistic) "
             "on both sides; enclave: box mask, libx264 veryfast; reference: mp4v",
@@ -174,6 +223,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
                 f"{ratio:.2f}x",
                 f"{best['landmark'].fps:.2f}",
                 f"{best['reference'].faces}/{best['enclave'].faces}/{best['landmark'].faces}",
+                f"{best['reference'].cpu_ms_per_frame:.0f}",
+                f"{best['enclave'].cpu_ms_per_frame:.0f}",
+                f"{best['reference'].cpu_ms_per_frame / best['enclave'].cpu_ms_per_frame:.2f}x",
             ]
         )
     table(
@@ -185,6 +237,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
             "enclave/ref",
             "landmark fps",
             "faces swapped r/e/l",
+            "ref cpu ms/frame",
+            "enclave cpu ms/frame",
+            "cpu ref/enclave",
         ],
         rows,
     )
