@@ -1,5 +1,5 @@
 """200 concurrent submissions: each is accepted (202) or refused (429); every accepted job
-reaches a terminal state exactly once; none is lost or duplicated."""
+reaches a terminal state exactly once; none is lost or duplicated. On SQLite and PostgreSQL."""
 
 import asyncio
 
@@ -14,8 +14,11 @@ SUBMISSIONS = 200
 
 
 @pytest.mark.slow
-async def test_200_concurrent_submissions_none_lost_or_duplicated(api_settings) -> None:
-    settings = api_settings.model_copy(update={"max_queued_jobs": 120, "workers": 2})
+async def test_200_concurrent_submissions_none_lost_or_duplicated(
+    api_settings, database_url
+) -> None:
+    update = {"max_queued_jobs": 120, "workers": 2, "database_url": database_url}
+    settings = api_settings.model_copy(update=update)
     async with running_api(settings) as api:
         responses = await asyncio.gather(*(submit(api, seed=i) for i in range(SUBMISSIONS)))
         statuses = [response.status_code for response in responses]
