@@ -644,6 +644,37 @@ def test_a_hostile_request_gets_a_precise_answer_and_the_service_keeps_serving(
     assert alice.get("/healthz").status_code == 200
 
 
+# Found by test_schemathesis.py. JobCreate.ttl_seconds (app/api/schemas.py) has no upper
+# bound and the multipart branch of POST /jobs only checks isdigit(); both then build
+# timedelta(seconds=ttl), which raises OverflowError past ~1e14 s, and the caller gets 500:
+#   File "app/api/jobs.py", line 145, in _multipart_request
+#     ttl = timedelta(seconds=int(ttl_text))
+#   OverflowError: Python int too large to convert to C int
+# (the JSON branch fails the same way at line 107). Remove the marker once it is a 4xx.
+@pytest.mark.xfail(strict=True, reason="ttl_seconds past timedelta's range answers 500")
+@pytest.mark.parametrize(
+    "send",
+    [
+        job_with(ttl_seconds="93314709491587920"),
+        raw_post(
+            "/jobs",
+            json.dumps(
+                {
+                    "sources": [{"upload_id": str(uuid.uuid4())}],
+                    "target": {"upload_id": str(uuid.uuid4())},
+                    "ttl_seconds": 93314709491587920,
+                }
+            ).encode(),
+        ),
+    ],
+    ids=["multipart", "json"],
+)
+def test_a_ttl_past_any_calendar_is_a_client_error(send, service, alice):
+    response = send(alice)
+    assert alice.get("/healthz").status_code == 200
+    assert 400 <= response.status_code < 500, response.text
+
+
 def test_no_accepted_job_is_left_unfinished(service, alice):
     listed = alice.get("/jobs", params={"limit": 200}).json()["items"]
     assert {job["id"] for job in listed} >= set(service.accepted.values())
