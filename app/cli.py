@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 from pipeline.errors import InputError, PipelineError
 
-COMMAND_MODULES: tuple[str, ...] = ("pipeline.cli", "app.security.cli", "app.service_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.cli",
+    "app.security.cli",
+    "app.service_cli",
+    "app.jobs_cli",
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

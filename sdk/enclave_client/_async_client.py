@@ -113,8 +113,11 @@ class AsyncEnclaveClient:
             files, data = await asyncio.to_thread(plan.multipart)
             response = await self._request("POST", "/jobs", files=files, data=data, headers=headers)
         else:
-            uploaded = {path: await self.upload(path) for path in plan.local_files()}
-            body = plan.json_body(uploaded)
+            uploads = [
+                item if isinstance(item, Upload) else await self.upload(item)
+                for item in plan.inputs
+            ]
+            body = plan.json_body(uploads)
             response = await self._request("POST", "/jobs", json=body, headers=headers)
         return Job.from_json(json_body(response))
 

@@ -114,8 +114,10 @@ class EnclaveClient:
             files, data = plan.multipart()
             response = self._request("POST", "/jobs", files=files, data=data, headers=headers)
         else:
-            uploaded = {path: self.upload(path) for path in plan.local_files()}
-            body = plan.json_body(uploaded)
+            uploads = [
+                item if isinstance(item, Upload) else self.upload(item) for item in plan.inputs
+            ]
+            body = plan.json_body(uploads)
             response = self._request("POST", "/jobs", json=body, headers=headers)
         return Job.from_json(json_body(response))
 

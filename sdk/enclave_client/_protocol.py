@@ -105,27 +105,18 @@ class Submission:
             data["ttl_seconds"] = str(self.ttl_seconds)
         return files, data
 
-    def json_body(self, uploaded: Mapping[Path, Upload]) -> dict[str, Any]:
-        """The JSON ``POST /jobs`` referencing uploads (``uploaded``: each local file's)."""
-
-        def ref(item: Path | Upload) -> dict[str, str]:
-            upload = item if isinstance(item, Upload) else uploaded[item]
-            return {"upload_id": upload.upload_id}
-
-        body: dict[str, Any] = {
-            "sources": [ref(item) for item in self.sources],
-            "target": ref(self.target),
-            "options": self.options,
-        }
+    def json_body(self, uploads: Sequence[Upload]) -> dict[str, Any]:
+        """The JSON ``POST /jobs`` referencing ``uploads``: one per input, in ``inputs``
+        order (the service takes each upload once, so a file given twice is sent twice)."""
+        if len(uploads) != len(self.inputs):
+            raise ValueError(f"{len(self.inputs)} inputs but {len(uploads)} uploads")
+        refs = [{"upload_id": upload.upload_id} for upload in uploads]
+        body: dict[str, Any] = {"sources": refs[:-1], "target": refs[-1], "options": self.options}
         if self.webhook_url is not None:
             body["webhook_url"] = self.webhook_url
         if self.ttl_seconds is not None:
             body["ttl_seconds"] = self.ttl_seconds
         return body
-
-    def local_files(self) -> list[Path]:
-        """Each local input once (a file given as source and target is uploaded once)."""
-        return list(dict.fromkeys(item for item in self.inputs if isinstance(item, Path)))
 
 
 def _input(item: Input) -> Path | Upload:

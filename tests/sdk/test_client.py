@@ -2,6 +2,7 @@
 cancel, delete, idempotency, and the service's refusals as typed errors."""
 
 import io
+import time
 import uuid
 from datetime import datetime
 
@@ -15,6 +16,7 @@ from enclave_client import (
     JobOptions,
     JobState,
     NotFoundError,
+    RateLimitedError,
     Upload,
     WaitTimeoutError,
 )
@@ -192,3 +194,24 @@ def test_a_client_without_a_certificate_or_trust_cannot_connect(service, pki):
     with untrusting, pytest.raises(EnclaveConnectionError) as refused:
         untrusting.get(uuid.uuid4())
     assert "127.0.0.1" in str(refused.value)
+
+
+def test_rate_limits_are_typed_and_wait_rides_them_out(tmp_path, pki, images):
+    from tests.sdk.conftest import live_service
+
+    limits = {"rate_limit_per_second": 2.0, "rate_limit_burst": 2}
+    with (
+        live_service(pki, tmp_path / "svc", security=limits) as live,
+        live.client("flood") as client,
+    ):
+        with pytest.raises(RateLimitedError) as limited:
+            for _ in range(50):
+                next(client.list(limit=1))
+        assert limited.value.status == 429
+        assert limited.value.retry_after is not None and limited.value.retry_after >= 1
+        time.sleep(limited.value.retry_after)
+        job = client.submit(*images)
+        done = client.wait(job, timeout=60, poll_interval=0.01)
+    assert done.state is JobState.SUCCEEDED
+    refusals = [route for route in live.routes("flood") if route[2] == 429]
+    assert len(refusals) >= 2  # one above, and at least one during wait
