@@ -115,3 +115,13 @@ def images(tmp_path: Path) -> tuple[Path, Path]:
     source.write_bytes(png_bytes(1))
     target.write_bytes(png_bytes(2, size=32))
     return source, target
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled models, materialised once per run (from installed packages, offline)."""
+    from pipeline.models import ModelRegistry
+
+    directory = tmp_path_factory.mktemp("models")
+    ModelRegistry(directory).prepare()
+    return directory

@@ -2,6 +2,9 @@
 reference vector and against what the service's own signer sends."""
 
 import json
+import queue
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from enclave_client import WebhookVerificationError, verify_webhook
@@ -87,3 +90,48 @@ def test_one_valid_signature_among_several_is_enough():
         "webhook-signature": "v1,b2xkIHNpZ25hdHVyZQ== " + REFERENCE_HEADERS["webhook-signature"],
     }
     verify_webhook(rotated, REFERENCE_BODY, REFERENCE_SECRET, now=1614265330)
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: "queue.Queue[tuple[dict[str, str], bytes]]"
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.put((dict(self.headers.items()), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+
+def test_a_job_webhook_from_the_service_verifies_with_the_sdk(pki, images, tmp_path):
+    from tests.sdk.conftest import live_service
+
+    handler = type("Handler", (Receiver,), {"received": queue.Queue()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    secret = generate_secret()
+    try:
+        with (
+            live_service(
+                pki,
+                tmp_path / "svc",
+                webhook_allowlist=(f"127.0.0.1:{port}",),
+                webhook_allow_http_loopback=True,
+                webhook_secret=secret,
+            ) as live,
+            live.client() as client,
+        ):
+            job = client.submit(*images, webhook_url=f"http://127.0.0.1:{port}/hook")
+            client.wait(job, timeout=60, poll_interval=0.05)
+            headers, body = handler.received.get(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+    event = verify_webhook(headers, body, secret)
+    assert event["type"] == "job.succeeded"
+    assert event["data"]["id"] == job.id
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook(headers, body.replace(b"succeeded", b"failed"), secret)

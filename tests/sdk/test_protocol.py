@@ -1,0 +1,75 @@
+"""How responses become results and errors, for answers the live service rarely gives:
+a proxy's HTML error page, Retry-After as a date, a success body that is not a job."""
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from enclave_client import (
+    EnclaveAPIError,
+    Job,
+    RateLimitedError,
+    ServerError,
+    ServiceUnavailableError,
+    UnexpectedResponseError,
+)
+from enclave_client._protocol import host_of, raise_for_problem, retry_after_seconds
+
+REQUEST = httpx.Request("GET", "https://enclave.test/jobs")
+
+
+def test_a_proxy_error_page_becomes_a_server_error_with_its_text():
+    response = httpx.Response(502, text="<html>bad gateway</html>", request=REQUEST)
+    with pytest.raises(ServerError) as raised:
+        raise_for_problem(response)
+    assert raised.value.status == 502 and raised.value.type == "about:blank"
+    assert raised.value.title == "Bad Gateway" and "bad gateway" in raised.value.detail
+
+
+def test_a_problem_document_keeps_its_fields():
+    body = {
+        "type": "https://enclave.invalid/problems/not-ready",
+        "title": "Service not ready",
+        "status": 503,
+        "detail": "database unreachable",
+        "instance": "/jobs",
+    }
+    response = httpx.Response(503, json=body, request=REQUEST)
+    with pytest.raises(ServiceUnavailableError) as raised:
+        raise_for_problem(response)
+    error = raised.value
+    assert (error.slug, error.instance) == ("not-ready", "/jobs")
+    assert str(error) == "503 Service not ready: database unreachable"
+
+
+def test_unlisted_statuses_are_still_api_errors():
+    with pytest.raises(EnclaveAPIError) as raised:
+        raise_for_problem(httpx.Response(418, request=REQUEST))
+    assert raised.value.status == 418
+
+
+def test_retry_after_reads_seconds_and_http_dates():
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
+    assert retry_after_seconds("Thu, 01 Jan 2026 11:00:00 GMT", now=now) == 0.0
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds(None) is None
+    response = httpx.Response(
+        429, headers={"Retry-After": "12"}, json={"title": "Too many"}, request=REQUEST
+    )
+    with pytest.raises(RateLimitedError) as raised:
+        raise_for_problem(response)
+    assert raised.value.retry_after == 12.0
+
+
+def test_a_body_that_is_not_a_job_is_reported_not_guessed():
+    with pytest.raises(UnexpectedResponseError):
+        Job.from_json({"id": "x"})
+    with pytest.raises(UnexpectedResponseError):
+        Job.from_json(["not", "an", "object"])
+
+
+def test_error_messages_name_hosts_never_presigned_queries():
+    url = "https://bucket.s3.example:9000/outputs/x.jpg?X-Amz-Signature=secret&X-Amz-Credential=k"
+    assert host_of(url) == "https://bucket.s3.example:9000"
