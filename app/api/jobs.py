@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from app.api.deps import CurrentIdentity, JobServiceDep, ReadableOwner, SettingsDep
-from app.api.schemas import JobCreate, JobList, JobView, Problem
+from app.api.schemas import MAX_TTL_SECONDS, JobCreate, JobList, JobView, Problem
 from app.errors import InvalidJobRequestError
 from app.jobs.options import JobOptions
 from app.jobs.service import InlineFile, JobRequest
@@ -140,8 +140,14 @@ async def _multipart_request(request: Request, settings: Settings) -> JobRequest
         raise InvalidJobRequestError("webhook_url must be a text field")
     ttl = None
     if ttl_text is not None:
-        if not isinstance(ttl_text, str) or not ttl_text.isdigit() or int(ttl_text) < 1:
-            raise InvalidJobRequestError("ttl_seconds must be a positive whole number")
+        if (
+            not isinstance(ttl_text, str)
+            or not ttl_text.isdigit()
+            or not 1 <= int(ttl_text) <= MAX_TTL_SECONDS
+        ):
+            raise InvalidJobRequestError(
+                f"ttl_seconds must be a whole number from 1 to {MAX_TTL_SECONDS}"
+            )
         ttl = timedelta(seconds=int(ttl_text))
     return JobRequest(
         sources=sources, target=target, options=options, webhook_url=webhook_url, ttl=ttl

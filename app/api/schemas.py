@@ -22,10 +22,13 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+MAX_TTL_SECONDS = 366 * 24 * 3600  # a year; the service's job_ttl caps it further anyway
+
 TtlSeconds = Annotated[
     int | None,
     Field(
         gt=0,
+        le=MAX_TTL_SECONDS,
         description="fail the job as expired if it has not started within this many seconds "
         "(capped by the service's job_ttl)",
     ),

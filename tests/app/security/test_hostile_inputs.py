@@ -644,14 +644,7 @@ def test_a_hostile_request_gets_a_precise_answer_and_the_service_keeps_serving(
     assert alice.get("/healthz").status_code == 200
 
 
-# Found by test_schemathesis.py. JobCreate.ttl_seconds (app/api/schemas.py) has no upper
-# bound and the multipart branch of POST /jobs only checks isdigit(); both then build
-# timedelta(seconds=ttl), which raises OverflowError past ~1e14 s, and the caller gets 500:
-#   File "app/api/jobs.py", line 145, in _multipart_request
-#     ttl = timedelta(seconds=int(ttl_text))
-#   OverflowError: Python int too large to convert to C int
-# (the JSON branch fails the same way at line 107). Remove the marker once it is a 4xx.
-@pytest.mark.xfail(strict=True, reason="ttl_seconds past timedelta's range answers 500")
+# Found by test_schemathesis.py: an unbounded ttl_seconds overflowed timedelta (500).
 @pytest.mark.parametrize(
     "send",
     [
