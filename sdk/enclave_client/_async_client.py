@@ -38,6 +38,7 @@ from enclave_client._protocol import (
     job_path,
     json_body,
     raise_for_problem,
+    redirect_location,
     resolve,
     transport_errors,
     upload_request,
@@ -200,7 +201,7 @@ class AsyncEnclaveClient:
             async with self._http.stream("GET", f"{job_path(job)}/result") as response:
                 if not response.is_redirect:
                     return await self._save(response, destination, job_id, on_service=True)
-                url, on_service = resolve(self._http.base_url, response.headers["Location"])
+                url, on_service = resolve(self._http.base_url, redirect_location(response))
         client = self._http if on_service else self._storage
         with transport_errors(host_of(url)):
             async with client.stream("GET", url) as redirected:

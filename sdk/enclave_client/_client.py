@@ -33,6 +33,7 @@ from enclave_client._protocol import (
     job_path,
     json_body,
     raise_for_problem,
+    redirect_location,
     resolve,
     transport_errors,
     upload_request,
@@ -205,7 +206,7 @@ class EnclaveClient:
         ):
             if not response.is_redirect:
                 return self._save(response, destination, job_id, on_service=True)
-            url, on_service = resolve(self._http.base_url, response.headers["Location"])
+            url, on_service = resolve(self._http.base_url, redirect_location(response))
         client = self._http if on_service else self._storage
         with transport_errors(host_of(url)), client.stream("GET", url) as redirected:
             return self._save(redirected, destination, job_id, on_service=on_service)

@@ -3,6 +3,8 @@ is sent (inline multipart or through ``POST /uploads``), how error responses bec
 exceptions, where presigned URLs point. Nothing here does I/O on the network.
 """
 
+import errno
+import json
 import mimetypes
 import os
 import re
@@ -98,7 +100,7 @@ class Submission:
             for field, path in [*(("source", s) for s in self.sources), ("target", self.target)]
             if isinstance(path, Path)
         ]
-        data = {"options": _json_text(self.options)} if self.options else {}
+        data = {"options": json.dumps(self.options)} if self.options else {}
         if self.webhook_url is not None:
             data["webhook_url"] = self.webhook_url
         if self.ttl_seconds is not None:
@@ -124,14 +126,8 @@ def _input(item: Input) -> Path | Upload:
         return item
     path = Path(item)
     if not path.is_file():
-        raise FileNotFoundError(2, "no such input file", str(path))
+        raise FileNotFoundError(errno.ENOENT, "no such input file", str(path))
     return path
-
-
-def _json_text(value: object) -> str:
-    import json
-
-    return json.dumps(value, separators=(",", ":"))
 
 
 def content_type_of(path: Path) -> str:
@@ -252,6 +248,13 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def redirect_location(response: httpx.Response) -> str:
+    location = response.headers.get("Location")
+    if not location:
+        raise UnexpectedResponseError(f"HTTP {response.status_code} without a Location")
+    return str(location)
 
 
 def json_body(response: httpx.Response) -> object:
