@@ -1,5 +1,6 @@
-"""How responses become results and errors, for answers the live service rarely gives:
-a proxy's HTML error page, Retry-After as a date, a success body that is not a job."""
+"""The request and response rules, for cases the live service rarely produces: a proxy's
+HTML error page, Retry-After as a date, a body that is not a job, the inline/upload split,
+an interrupted download."""
 
 from datetime import UTC, datetime
 
@@ -12,8 +13,17 @@ from enclave_client import (
     ServerError,
     ServiceUnavailableError,
     UnexpectedResponseError,
+    Upload,
 )
-from enclave_client._protocol import host_of, raise_for_problem, retry_after_seconds
+from enclave_client._files import replacing
+from enclave_client._protocol import (
+    DEFAULT_INLINE_LIMIT,
+    Submission,
+    host_of,
+    raise_for_problem,
+    retry_after_seconds,
+    upload_request,
+)
 
 REQUEST = httpx.Request("GET", "https://enclave.test/jobs")
 
@@ -73,3 +83,32 @@ def test_a_body_that_is_not_a_job_is_reported_not_guessed():
 def test_error_messages_name_hosts_never_presigned_queries():
     url = "https://bucket.s3.example:9000/outputs/x.jpg?X-Amz-Signature=secret&X-Amz-Credential=k"
     assert host_of(url) == "https://bucket.s3.example:9000"
+
+
+def test_inputs_over_the_inline_limit_are_uploaded(tmp_path):
+    small, large = tmp_path / "face.png", tmp_path / "film.mp4"
+    small.write_bytes(b"x" * 1000)
+    with large.open("wb") as file:  # sparse: 9 MiB on paper, nothing on disk
+        file.truncate(9 * 1024 * 1024)
+    assert Submission.of(small, small, None, None, None).fits_inline(DEFAULT_INLINE_LIMIT)
+    assert not Submission.of(small, large, None, None, None).fits_inline(DEFAULT_INLINE_LIMIT)
+    assert upload_request(large) == {
+        "filename": "film.mp4",
+        "content_type": "video/mp4",
+        "size": 9 * 1024 * 1024,
+    }
+    uploaded = Upload("3f1c0b9e-0000-4000-8000-000000000000", "face.png", 1000)
+    assert not Submission.of(uploaded, small, None, None, None).fits_inline(DEFAULT_INLINE_LIMIT)
+    with pytest.raises(FileNotFoundError):
+        Submission.of(tmp_path / "missing.png", small, None, None, None)
+
+
+def test_an_interrupted_download_leaves_no_file(tmp_path):
+    destination = tmp_path / "out.jpg"
+    with pytest.raises(httpx.ReadError), replacing(destination) as file:
+        file.write(b"half of it")
+        raise httpx.ReadError("connection lost")
+    assert list(tmp_path.iterdir()) == []
+    with replacing(destination) as file:
+        file.write(b"all of it")
+    assert destination.read_bytes() == b"all of it" and list(tmp_path.iterdir()) == [destination]
