@@ -56,9 +56,13 @@ class LiveService:
             "ca": self.pki.ca_cert,
         }
 
-    def routes(self, identity: str) -> list[tuple[str, str, int]]:
+    def audit_mark(self) -> int:
+        """A position in the audit log: pass it to ``routes`` to see only what came after."""
+        return len(self.audit_log.read_text().splitlines()) if self.audit_log.exists() else 0
+
+    def routes(self, identity: str, since: int = 0) -> list[tuple[str, str, int]]:
         """(method, route, status) of each audited request ``identity`` made."""
-        lines = [json.loads(line) for line in self.audit_log.read_text().splitlines()]
+        lines = [json.loads(line) for line in self.audit_log.read_text().splitlines()[since:]]
         return [
             (line["method"], line["route"], line["status"])
             for line in lines

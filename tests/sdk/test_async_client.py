@@ -32,13 +32,14 @@ async def test_large_inputs_go_through_uploads(service, tmp_path):
     source, target = tmp_path / "a.png", tmp_path / "b.png"
     source.write_bytes(png_bytes(11, size=64))
     target.write_bytes(png_bytes(12, size=64))
+    mark = service.audit_mark()
     async with service.async_client("bob", inline_upload_limit=100) as client:
         job = await client.submit([source, source], target)
         done = await client.wait(job, timeout=60, poll_interval=0.05)
         saved = await client.download(done, tmp_path / "out.png")
     assert saved.read_bytes() == target.read_bytes()
     # the service takes each upload once: a file given twice is sent twice
-    assert service.routes("bob").count(("PUT", "/uploads/{token}", 204)) == 3
+    assert service.routes("bob", since=mark).count(("PUT", "/uploads/{token}", 204)) == 3
 
 
 async def test_pages_idempotency_and_typed_errors(service, images):

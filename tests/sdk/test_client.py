@@ -26,6 +26,7 @@ from tests.app.pipeline_doubles import png_bytes
 
 def test_submit_wait_and_download_an_inline_job(service, images, tmp_path):
     source, target = images
+    mark = service.audit_mark()
     with service.client() as client:
         submitted = client.submit(source=source, target=target)
         assert submitted.state in (JobState.QUEUED, JobState.RUNNING)
@@ -43,20 +44,21 @@ def test_submit_wait_and_download_an_inline_job(service, images, tmp_path):
     assert saved.read_bytes() == target.read_bytes()  # copy_target: output = target
     assert list(saved.parent.iterdir()) == [saved]  # no temporary file left behind
     # small files travel inside POST /jobs, nothing through /uploads
-    assert ("POST", "/uploads", 201) not in service.routes("alice")
+    assert ("POST", "/uploads", 201) not in service.routes("alice", since=mark)
 
 
 def test_large_inputs_go_through_uploads_then_reference_them(service, tmp_path):
     source, target = tmp_path / "me.png", tmp_path / "group.png"
     source.write_bytes(png_bytes(5, size=64))
     target.write_bytes(png_bytes(6, size=96))
+    mark = service.audit_mark()
     with service.client("bob", inline_upload_limit=1024) as client:
         done = client.wait(client.submit(source, target), timeout=60, poll_interval=0.05)
         saved = client.download(done, tmp_path)  # a directory: named by the service
     assert done.state is JobState.SUCCEEDED
     assert saved.parent == tmp_path and saved.suffix == ".png"
     assert saved.read_bytes() == target.read_bytes()
-    routes = service.routes("bob")
+    routes = service.routes("bob", since=mark)
     assert routes.count(("POST", "/uploads", 201)) == 2
     assert routes.count(("PUT", "/uploads/{token}", 204)) == 2
 
