@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.cli import EXIT_BAD_INPUT, EXIT_OK, CommandError
+from app.logs import configure_logging
 
 if TYPE_CHECKING:
     from app.security.config import SecuritySettings
@@ -89,6 +90,7 @@ def load_settings(**overrides: Any) -> "Any":
 
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(insecure_dev=args.insecure_dev)
+    configure_logging()
     options = server_options(args, settings.security)
     import uvicorn
 
@@ -102,6 +104,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def worker_command(args: argparse.Namespace) -> int:
     settings = load_settings()
+    configure_logging()
     from app.jobs.celery_app import create_celery
 
     concurrency = args.concurrency or settings.workers

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logs import REQUEST_ID
 from app.security.audit.sink import AuditSink
 from app.security.context import (
     REQUEST_ID_KEY,
@@ -95,6 +96,7 @@ class AuditMiddleware:
             return
         state = request_state(scope)
         request_id = state.setdefault(REQUEST_ID_KEY, uuid.uuid4().hex)
+        REQUEST_ID.set(request_id)  # log lines of this request carry its id
         recorded = False
         replaced = False
 
