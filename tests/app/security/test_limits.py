@@ -172,3 +172,55 @@ def test_the_body_kind_is_decided_by_route_before_content_type():
     assert limits.kind_of("/jobs", "Multipart/Form-Data; boundary=x") is BodyKind.MULTIPART
     assert limits.kind_of("/jobs", "application/octet-stream") is BodyKind.JSON
     assert limits.kind_of("/uploads", "application/json") is BodyKind.JSON  # POST /uploads
+
+
+async def call_directly(app, path: str, headers: list[tuple[bytes, bytes]], receive):
+    """Drive the app as a server would, returning the status it answered."""
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "PUT" if path.startswith("/uploads/") else "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }
+    await app(scope, receive, send)
+    return next(message["status"] for message in sent if message["type"] == "http.response.start")
+
+
+async def test_a_declared_length_over_the_limit_is_answered_without_reading_a_byte(tmp_path):
+    app = limited_app(tmp_path / "audit.jsonl", [])
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    status = await call_directly(app, "/uploads/t0k3n", [(b"content-length", b"8193")], receive)
+    assert status == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "ceiling"),
+    [("/jobs", LIMITS["max_json_body_bytes"]), ("/uploads/t0k3n", LIMITS["max_upload_body_bytes"])],
+)
+async def test_an_endless_chunked_body_is_read_only_up_to_the_ceiling(tmp_path, path, ceiling):
+    app = limited_app(tmp_path / "audit.jsonl", [])
+    pulled = 0
+
+    async def endless():
+        nonlocal pulled
+        pulled += 1000
+        return {"type": "http.request", "body": b"1" * 1000, "more_body": True}
+
+    assert await call_directly(app, path, [], endless) == 413
+    assert ceiling < pulled <= ceiling + 1000
