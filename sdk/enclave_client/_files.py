@@ -1,8 +1,7 @@
 """Local files: inputs read in chunks, downloads that appear whole or not at all."""
 
 import asyncio
-import os
-import tempfile
+import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +19,17 @@ def read_chunks(path: Path) -> Iterator[bytes]:
 @contextmanager
 def replacing(path: Path) -> Iterator[BinaryIO]:
     """Write to a temporary file beside ``path``, moved into place only when the block ends
-    without an error: an interrupted download never leaves a half-written file."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    without an error: an interrupted download never leaves a half-written file.
+
+    The file gets the permissions any new file would (the umask decides), like ``curl -o``.
+    """
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with temporary.open("xb") as file:
             yield file
-        Path(temporary).replace(path)
+        temporary.replace(path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 
