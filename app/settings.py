@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from app.security.config import SecuritySettings
+from pipeline.options import Limits
 
 CONFIG_FILE_VARIABLE = "ENCLAVE_CONFIG"
 
@@ -37,6 +38,7 @@ class DispatchMode(StrEnum):
 
 
 PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
@@ -93,6 +95,19 @@ class Settings(BaseSettings):
     model_dir: Path = Path("./models")
     execution_providers: tuple[str, ...] = ("cpu",)
     allow_non_commercial_models: bool = False
+    # Media limits, checked at submission and again by the worker (decompression bombs,
+    # runaway videos).
+    max_image_pixels: PositiveInt = Limits().max_image_pixels
+    max_video_pixels: PositiveInt = Limits().max_video_pixels
+    max_video_seconds: PositiveFloat = Limits().max_video_seconds
+
+    @property
+    def media_limits(self) -> Limits:
+        return Limits(
+            max_image_pixels=self.max_image_pixels,
+            max_video_pixels=self.max_video_pixels,
+            max_video_seconds=self.max_video_seconds,
+        )
 
     # Webhooks
     webhook_allowlist: tuple[str, ...] = ()

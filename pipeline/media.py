@@ -143,11 +143,21 @@ def read_image(path: Path, limits: Limits) -> VisionFrame:
 
 def decode_image_bytes(data: bytes, limits: Limits, name: str = "the image") -> VisionFrame:
     """:func:`read_image` for bytes already in memory (uploads)."""
+    check_image_header(data, limits, name)
+    return _decode(data, name)
+
+
+def check_image_header(data: bytes, limits: Limits, name: str = "the image") -> tuple[int, int]:
+    """Width and height from the header at the start of ``data``, within ``limits``.
+
+    Needs only the first bytes of the file (its header), so it also vets large uploads
+    without reading them whole.
+    """
     if sniff_bytes_kind(data, name) is not MediaKind.IMAGE:
         raise UnsupportedMediaError(f"{name} is a video; expected an image (JPEG, PNG, WebP)")
     width, height = _header_size(_HeaderReader(_BytesSource(data).read), name)
     _check_pixels(width, height, limits, name)
-    return _decode(data, name)
+    return width, height
 
 
 def _check_pixels(width: int, height: int, limits: Limits, name: str) -> None:

@@ -83,14 +83,20 @@ def _opened(path: Path) -> Iterator[av.container.InputContainer]:
     except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
         raise InputError(f"cannot read {path.name}: {error.strerror or error}") from error
     except (av.error.FFmpegError, UnicodeDecodeError) as error:
-        raise CorruptMediaError(f"{path.name} is not a readable video: {error}") from error
+        # FFmpeg's own message names the full path; callers see only the file name
+        raise CorruptMediaError(f"{path.name} is not a readable video: {_reason(error)}") from error
     if container.streams.video:
         container.streams.video[0].thread_type = "AUTO"  # frame threads: decode overlaps itself
     try:
         with container:
             yield container
     except av.error.FFmpegError as error:
-        raise CorruptMediaError(f"{path.name} could not be decoded: {error}") from error
+        raise CorruptMediaError(f"{path.name} could not be decoded: {_reason(error)}") from error
+
+
+def _reason(error: Exception) -> str:
+    """An FFmpeg error without the file path it mentions."""
+    return str(getattr(error, "strerror", None) or type(error).__name__)
 
 
 def _describe(container: av.container.InputContainer, name: str, limits: Limits) -> VideoInfo:

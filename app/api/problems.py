@@ -119,7 +119,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    # the route template, not the path: /uploads/{token} must not put a token in the log
+    route = getattr(request.scope.get("route"), "path", "an unmatched route")
+    logger.error("unhandled error on %s %s", request.method, route, exc_info=exc)
     return problem(
         request, 500, "internal", "Internal error", "the service failed; it has been logged"
     )

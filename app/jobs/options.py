@@ -10,12 +10,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pipeline.options import FaceSelectorMode, FaceSelectorOrder, FrameProcessor, RunOptions
+from pipeline.options import (
+    FaceSelectorMode,
+    FaceSelectorOrder,
+    FrameProcessor,
+    Limits,
+    RunOptions,
+)
 
 Unit = Annotated[float, Field(ge=0.0, le=1.0)]
 Padding = Annotated[int, Field(ge=0, le=100)]
 # Which models exist is the model manifest's decision; the name only has to be a plain one.
 ModelName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+MAX_FRAMES = 10_000_000
+"""More frames than any video within the duration limit has (an hour at 240 fps is 864k)."""
 
 
 class JobOptions(BaseModel):
@@ -28,6 +36,7 @@ class JobOptions(BaseModel):
     )
     face_detector_model: ModelName = "retinaface"
     face_detector_score: Unit = 0.5
+    face_detector_interval: Annotated[int, Field(ge=1, le=30)] = 3
     face_recognizer_model: ModelName | None = None
     face_swapper_model: ModelName = "landmark"
     face_enhancer_model: ModelName | None = None
@@ -40,8 +49,8 @@ class JobOptions(BaseModel):
     face_mask_types: tuple[Literal["box", "region"], ...] = ("box", "region")
     face_mask_blur: Unit = 0.3
     face_mask_padding: tuple[Padding, Padding, Padding, Padding] = (0, 0, 0, 0)
-    trim_frame_start: Annotated[int, Field(ge=0)] | None = None
-    trim_frame_end: Annotated[int, Field(ge=1)] | None = None
+    trim_frame_start: Annotated[int, Field(ge=0, le=MAX_FRAMES)] | None = None
+    trim_frame_end: Annotated[int, Field(ge=1, le=MAX_FRAMES)] | None = None
     keep_fps: bool = True
     output_video_encoder: Literal["libx264", "libx265", "libvpx-vp9", "mpeg4"] = "libx264"
     output_video_quality: Annotated[int, Field(ge=0, le=100)] = 80
@@ -63,10 +72,12 @@ class JobOptions(BaseModel):
         model_dir: Path,
         execution_providers: tuple[str, ...],
         allow_non_commercial_models: bool,
+        limits: Limits,
     ) -> RunOptions:
         return RunOptions(
             model_dir=model_dir,
             execution_providers=execution_providers,
             allow_non_commercial_models=allow_non_commercial_models,
+            limits=limits,
             **self.model_dump(),
         )

@@ -6,6 +6,7 @@ start-up and periodic recovery sweeps. State changes go through the store's cond
 updates, never by assigning attributes.
 """
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -37,7 +38,9 @@ from app.jobs.worker import utcnow
 from app.settings import Settings
 from app.storage.base import PresignedRequest, Storage
 from app.storage.errors import ObjectNotFoundError
-from app.storage.keys import job_key, job_prefix
+from app.storage.keys import job_key, job_prefix, require_plain_filename
+from pipeline.inspect import HEAD_BYTES, inspect_media_bytes, inspect_media_head
+from pipeline.media import MediaKind
 
 logger = logging.getLogger(__name__)
 
@@ -148,9 +151,10 @@ class JobService:
         try:
             async with self.sessions.begin() as session:
                 sources = [
-                    await self._input_key(session, owner, job_id, ref) for ref in request.sources
+                    await self._input_key(session, owner, job_id, ref, MediaKind.IMAGE)
+                    for ref in request.sources
                 ]
-                target = await self._input_key(session, owner, job_id, request.target)
+                target = await self._input_key(session, owner, job_id, request.target, None)
                 job = Job(
                     id=job_id,
                     owner=owner,
@@ -194,14 +198,30 @@ class JobService:
         return earlier
 
     async def _input_key(
-        self, session: AsyncSession, owner: str, job_id: uuid.UUID, ref: InputRef
+        self,
+        session: AsyncSession,
+        owner: str,
+        job_id: uuid.UUID,
+        ref: InputRef,
+        expect: MediaKind | None,
     ) -> str:
+        """Store (or claim) one input after checking it is media the pipeline accepts.
+
+        Sources must be images; the target may be an image or a video. Inline files are
+        checked whole (decoded or probed); uploads by their first bytes, as they may be
+        large (the worker checks them whole again).
+        """
+        limits = self.settings.media_limits
         if isinstance(ref, InlineFile):
+            require_plain_filename(ref.filename)
             if len(ref.data) > self.settings.max_inline_upload_bytes:
                 raise InvalidJobRequestError(
                     f"{ref.filename!r} is larger than {self.settings.max_inline_upload_bytes} "
                     "bytes; send it with POST /uploads instead"
                 )
+            await asyncio.to_thread(
+                inspect_media_bytes, ref.data, limits, ref.filename, expect=expect
+            )
             key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
             await self.storage.put_bytes(key, ref.data, ref.content_type)
             return key
@@ -216,7 +236,21 @@ class JobService:
             raise InvalidJobRequestError(
                 f"upload {ref} is larger than the {upload.max_bytes} bytes it announced"
             )
+        head = await self._head(upload.key)
+        name = upload.key.rsplit("/", 1)[-1]
+        await asyncio.to_thread(inspect_media_head, head, limits, name, expect=expect)
         return upload.key
+
+    async def _head(self, key: str) -> bytes:
+        """The first ``HEAD_BYTES`` of an object, streamed so the rest is never fetched."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.storage.iter_bytes(key):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= HEAD_BYTES:
+                break
+        return b"".join(chunks)[:HEAD_BYTES]
 
     async def _dispatch(self, job_id: uuid.UUID, delay_s: float = 0.0) -> None:
         try:
@@ -237,6 +271,7 @@ class JobService:
             raise InvalidJobRequestError(
                 f"{size} bytes is more than the {self.settings.max_upload_bytes} allowed"
             )
+        require_plain_filename(filename)
         upload_id = uuid.uuid4()
         upload = Upload(
             id=upload_id,

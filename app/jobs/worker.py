@@ -182,6 +182,7 @@ class _Execution:
             model_dir=self.context.settings.model_dir,
             execution_providers=self.context.settings.execution_providers,
             allow_non_commercial_models=self.context.settings.allow_non_commercial_models,
+            limits=self.context.settings.media_limits,
         )
         self._raise_if_stopped()
         with self._timed("process"):

@@ -26,6 +26,28 @@ _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._=-]*")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def require_plain_filename(filename: str) -> str:
+    """``filename`` if it names a file and nothing else, else ``InvalidKeyError``.
+
+    A caller's name that carries folders (``../../etc/passwd``, ``C:\\x``, ``/abs``),
+    control characters, or is hidden or overlong is refused outright rather than quietly
+    rewritten: it says something about the caller worth a clear 4xx. Names that are merely
+    unusual (spaces, accents) are accepted and mapped by ``safe_filename``.
+    """
+    if (
+        not filename
+        or len(filename) > 255
+        or re.search(r"[/\\]", filename)
+        or _CONTROL_CHARS.search(filename)
+        or filename.startswith(".")
+    ):
+        raise InvalidKeyError(
+            f"file name {filename[:80]!r} must be a plain name: no folders, no control "
+            "characters, not hidden, at most 255 characters"
+        )
+    return filename
+
+
 def safe_filename(filename: str) -> str:
     """Return ``filename`` if it is already a plain safe name, else a stable generated one.
 

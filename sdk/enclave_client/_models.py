@@ -164,6 +164,7 @@ class JobOptions:
     frame_processors: tuple[FrameProcessor, ...] | None = None
     face_detector_model: str | None = None
     face_detector_score: float | None = None
+    face_detector_interval: int | None = None
     face_recognizer_model: str | None = None
     face_swapper_model: str | None = None
     face_enhancer_model: str | None = None

@@ -2,10 +2,11 @@
 
 Each case is one request a hostile or broken client could send. It must get a precise
 answer (the exact status and problem type), the service must keep serving (``/healthz``
-after every case), every job that was accepted must end (a damaged file is accepted by
-``POST /jobs`` and then *fails* with the reason, never stays queued or running), and after
-the run neither the service's logs nor the audit log hold file contents, keys, secrets or
-upload tokens.
+after every case), and every job that was accepted must end. Damaged media is refused by
+``POST /jobs`` itself, after the pipeline's own readers looked at it; what only the worker
+can see (a large upload damaged past its header) is accepted and then *fails* with the
+reason, never stays queued or running. After the run neither the service's logs nor the
+audit log hold file contents, keys, secrets or upload tokens.
 
 Inputs are read by the pipeline's own readers (``hostile_media.checked_copy``): what is
 refused here is refused by the code production runs, only the face swap is left out.
@@ -175,7 +176,8 @@ def uploaded_then_submitted(filename: str, data: bytes, content_type: str = "ima
                 "/uploads",
                 json={"filename": name, "content_type": content_type, "size": len(payload)},
             )
-            assert grant.status_code == 201, grant.text
+            if grant.status_code != 201:
+                return grant  # refused at POST /uploads: that answer is the case's
             body = grant.json()
             put = client.request(
                 body["method"], body["url"], content=payload, headers=body["headers"]
@@ -218,6 +220,10 @@ def invalid(*location: str) -> Refused:
 
 def bad_media(reason: str) -> Refused:
     return Refused(422, "bad-media", "Unusable media", reason)
+
+
+def bad_name() -> Refused:
+    return Refused(422, "invalid-name", "Invalid object name", "must be a plain name")
 
 
 def webhook_refused(reason: str) -> Refused:
@@ -270,61 +276,66 @@ CASES = [
         raw_post("/jobs", b'"just a string"'),
         invalid("body"),
     ),
-    # Damaged or disguised media inside a job: accepted, then the job fails with the reason.
+    # Damaged or disguised media inside a job: refused at submission by the pipeline's readers.
     Case(
         "truncated-jpeg-target",
         job_with(target=("cut.jpg", media.truncated_jpeg(), JPEG)),
-        FailsAsBadInput("truncated"),
+        bad_media("truncated"),
     ),
     Case(
         "truncated-png-source",
         job_with(source=("cut.png", media.truncated_png(), PNG)),
-        FailsAsBadInput("truncated"),
+        bad_media("truncated"),
     ),
     Case(
         "corrupt-png-pixels",
         job_with(target=("noise.png", media.corrupt_png(), PNG)),
-        FailsAsBadInput("could not be decoded"),
+        bad_media("could not be decoded"),
     ),
     Case(
         "png-header-50000x50000",
         job_with(target=("bomb.png", media.png_bomb_header(), PNG)),
-        FailsAsBadInput("50000x50000"),
+        bad_media("2,500,000,000 pixels"),
     ),
     Case(
         "zip-renamed-jpg",
         job_with(target=("holiday.jpg", media.zip_archive(), JPEG)),
-        FailsAsBadInput("not a format we read"),
+        bad_media("not a format we read"),
     ),
     Case(
         "jpeg-zip-polyglot",
         job_with(target=("poly.jpg", media.jpeg_zip_polyglot(), JPEG)),
-        FailsAsBadInput("also carries a ZIP"),
+        bad_media("also carries a ZIP"),
     ),
     Case(
         "wrong-magic-sent-as-png",
         job_with(target=("fake.png", media.wrong_magic(), PNG)),
-        FailsAsBadInput("not a format we read"),
+        bad_media("not a format we read"),
     ),
     Case(
         "truncated-mp4-target",
         job_with(target=("cut.mp4", media.truncated_mp4(), MP4)),
-        FailsAsBadInput("not a readable video"),
+        bad_media("not a readable video"),
     ),
     Case(
         "corrupt-mp4-target",
         job_with(target=("noise.mp4", media.corrupt_mp4(), MP4)),
-        FailsAsBadInput("not a readable video"),
+        bad_media("not a readable video"),
     ),
     Case(
         "mp4-as-a-source-photo",
         job_with(source=("me.jpg", media.mp4_bytes(), JPEG)),
-        FailsAsBadInput("is a video"),
+        bad_media("is a video"),
     ),
     Case(
         "zip-through-the-upload-route",
         uploaded_then_submitted("scan.jpg", media.zip_archive(), JPEG),
-        FailsAsBadInput("not a format we read"),
+        bad_media("not a format we read"),
+    ),
+    Case(
+        "upload-damaged-past-its-header",
+        uploaded_then_submitted("cut.png", media.truncated_png(), PNG),
+        FailsAsBadInput("truncated"),
     ),
     Case(
         "empty-target-file",
@@ -362,17 +373,18 @@ CASES = [
         compare_with("a.jpg", media.mp4_bytes(), JPEG),
         bad_media("is a video"),
     ),
-    # Path traversal in file names: never refused, always replaced by a safe storage key.
-    Case("name-dot-dot-etc-passwd", multipart_by_hand("../../etc/passwd"), Neutralised()),
-    Case("name-escaping-the-root", multipart_by_hand("../../../outside.png"), Neutralised()),
-    Case("name-absolute", multipart_by_hand("/tmp/enclave-hostile/owned.png"), Neutralised()),
-    Case("name-backslashes", multipart_by_hand("..\\..\\..\\windows\\win.ini"), Neutralised()),
-    Case("name-with-nul", multipart_by_hand("photo.png\x00.sh"), Neutralised()),
+    # Path traversal in file names: refused, never written anywhere.
+    Case("name-dot-dot-etc-passwd", multipart_by_hand("../../etc/passwd"), bad_name()),
+    Case("name-escaping-the-root", multipart_by_hand("../../../outside.png"), bad_name()),
+    Case("name-absolute", multipart_by_hand("/tmp/enclave-hostile/owned.png"), bad_name()),
+    Case("name-backslashes", multipart_by_hand("..\\..\\..\\windows\\win.ini"), bad_name()),
+    Case("name-with-nul", multipart_by_hand("photo.png\x00.sh"), bad_name()),
     Case(
         "upload-name-traversal",
         uploaded_then_submitted("../../../outside-upload.png", media.png_with_marker(16)),
-        Neutralised(),
+        bad_name(),
     ),
+    Case("name-plain-but-unusual", multipart_by_hand("my photo (1).png"), Neutralised()),
     # Webhooks: a request the service would make on the caller's behalf (SSRF).
     Case(
         "webhook-cloud-metadata",
