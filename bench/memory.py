@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         ratio = results["10x longer"][1].peak_rss_mib / results["short"][1].peak_rss_mib
         ratio_line("peak RSS 10x longer / short", ratio, "<= 1.1")
-    return 0 if not strays else 1
+    return 0  # stray files are a result, reported above; tests/bench checks for none
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from bench.workload import (
 )
 from pipeline.engine import Engine, build_engine
 from pipeline.models import ModelRegistry
+from pipeline.models.runtime import PROVIDER_NAMES, normalise_provider_name
 from pipeline.options import RunOptions
 from pipeline.run import process_file
 from tests.pipeline.photos import read, write_astronaut
@@ -156,10 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, work: Path) -> int:
     frames = 5 if args.quick else args.frames
     providers = tuple(args.execution_providers)
-    ort_providers = [
-        {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}.get(p, p)
-        for p in providers
-    ]
+    ort_providers = [PROVIDER_NAMES[normalise_provider_name(name)] for name in providers]
     model_dir = prepare_models(work / "models")
     registry = ModelRegistry(model_dir, allow_non_commercial=True)
     source = write_astronaut(work)
