@@ -76,3 +76,11 @@ def readable_owner(identity: CurrentIdentity) -> str | None:
 
 
 ReadableOwner = Annotated[str | None, Depends(readable_owner)]
+
+
+def purgeable_owner(identity: CurrentIdentity) -> str | None:
+    """Whose jobs a caller may delete: its own, or everyone's for an admin."""
+    return None if identity.has_role(Role.ADMIN) else identity.name
+
+
+PurgeableOwner = Annotated[str | None, Depends(purgeable_owner)]

@@ -11,7 +11,13 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
-from app.api.deps import CurrentIdentity, JobServiceDep, ReadableOwner, SettingsDep
+from app.api.deps import (
+    CurrentIdentity,
+    JobServiceDep,
+    PurgeableOwner,
+    ReadableOwner,
+    SettingsDep,
+)
 from app.api.schemas import MAX_TTL_SECONDS, JobCreate, JobList, JobView, Problem
 from app.errors import InvalidJobRequestError
 from app.jobs.options import JobOptions
@@ -190,9 +196,9 @@ async def cancel_job(
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=PROBLEMS)
-async def delete_job(job_id: uuid.UUID, identity: CurrentIdentity, service: JobServiceDep) -> None:
-    """Stop the job and delete its inputs, output and record."""
-    await service.delete(identity.name, job_id)
+async def delete_job(job_id: uuid.UUID, owner: PurgeableOwner, service: JobServiceDep) -> None:
+    """Stop the job and delete its inputs, output and record (any caller's, for an admin)."""
+    await service.delete(owner, job_id)
 
 
 @router.get(

@@ -336,8 +336,9 @@ class JobService:
     async def _purge_inputs_later(self, job: Job) -> None:
         await purge_inputs(self.sessions, self.storage, job.id, self.clock)
 
-    async def delete(self, owner: str, job_id: uuid.UUID) -> None:
-        """Forget a job: stop it, delete its inputs and outputs, hide its row.
+    async def delete(self, owner: str | None, job_id: uuid.UUID) -> None:
+        """Forget a job of ``owner`` (of anyone for ``None``: admins): stop it, delete its
+        inputs and outputs, hide its row.
 
         A running job is asked to stop; whatever it still writes is purged by the sweeper,
         which also covers deleted jobs.

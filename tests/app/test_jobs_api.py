@@ -157,6 +157,9 @@ async def test_callers_see_only_their_own_jobs(api) -> None:
     assert {item["id"] for item in everything} == {*mine, theirs}
     assert (await api.get(f"/jobs/{theirs}", headers=auditor)).status_code == 200
     assert (await api.delete(f"/jobs/{theirs}", headers=auditor)).status_code in (403, 404)
+    admin = {TEST_IDENTITY_HEADER: "dana", TEST_ROLES_HEADER: "admin"}
+    assert (await api.delete(f"/jobs/{theirs}", headers=admin)).status_code == 204
+    assert (await api.get(f"/jobs/{theirs}", headers=auditor)).status_code == 404
 
 
 async def test_delete_purges_objects_and_forgets_the_job(api, api_settings) -> None:
