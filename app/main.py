@@ -14,6 +14,7 @@ from app.api import compare, jobs, ops, uploads
 from app.api.compare import CompareImages, pipeline_compare_images
 from app.api.deps import get_identity
 from app.api.problems import install_problem_handlers
+from app.cloudwatch import build_publisher, publish_forever
 from app.db import create_engine, create_session_factory, head_revision, upgrade_database
 from app.jobs.dispatch import Dispatcher, build_dispatcher
 from app.jobs.notify import webhook_policy
@@ -71,18 +72,22 @@ def create_app(
         app.state.compare_images = compare_images
         app.state.compare_slots = asyncio.Semaphore(settings.concurrent_compares)
         await dispatcher.start()
-        sweeper: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             recovered = await service.redispatch_pending()
             if recovered:
                 logger.info("re-dispatched %d queued or orphaned jobs", len(recovered))
-            sweeper = asyncio.create_task(_sweep_forever(service, settings))
+            tasks.append(asyncio.create_task(_sweep_forever(service, settings)))
+            publisher = build_publisher(settings)
+            if publisher is not None:
+                interval = settings.cloudwatch_interval.total_seconds()
+                tasks.append(asyncio.create_task(publish_forever(sessions, publisher, interval)))
             yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
             await dispatcher.close()
             await engine.dispose()
 

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
             max_video_seconds=self.max_video_seconds,
         )
 
+    # Autoscaling signal on AWS: publish enclave_queue_depth to this CloudWatch namespace
+    # (the Terraform stack's metrics_namespace), dimension Stack=cloudwatch_stack.
+    cloudwatch_namespace: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/#:-]{1,255}$")
+    cloudwatch_stack: str = Field(default="enclave", min_length=1, max_length=255)
+    cloudwatch_interval: timedelta = timedelta(seconds=60)
+
     # Webhooks
     webhook_allowlist: tuple[str, ...] = ()
     webhook_secret: SecretStr | None = None  # Standard Webhooks "whsec_<base64>"
