@@ -28,6 +28,8 @@ locals {
     ENCLAVE_SECURITY__TLS_CA        = "/run/secrets/enclave/client-ca.pem"
     ENCLAVE_SECURITY__ALLOWED_CIDRS = jsonencode([var.office_cidr, "127.0.0.0/8"])
     ENCLAVE_SECURITY__AUDIT_SINK    = "object_store"
+    ENCLAVE_CLOUDWATCH_NAMESPACE    = var.metrics_namespace
+    ENCLAVE_CLOUDWATCH_STACK        = var.name
     # S3 through the interface endpoint, so presigned URLs work from the office network.
     ENCLAVE_S3_ENDPOINT_URL = "https://bucket.${replace(aws_vpc_endpoint.s3_presigned.dns_entry[0].dns_name, "*.", "")}"
   })
