@@ -159,11 +159,19 @@ class S3Storage:
         return ObjectInfo(key=key, size=head["ContentLength"], content_type=head.get("ContentType"))
 
     async def exists(self, key: str) -> bool:
-        try:
-            await self.stat(key)
-        except ObjectNotFoundError:
-            return False
-        return True
+        """Whether ``key`` exists, by a one-key listing under it.
+
+        Not HeadObject: a role allowed to list only under its own prefixes (as the deployed
+        ones are) gets 403, not 404, for a missing key, which says nothing about existence.
+        """
+        validate_key(key)
+
+        def first_key() -> str | None:
+            page = self._client.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
+            contents = page.get("Contents") or []
+            return str(contents[0]["Key"]) if contents else None
+
+        return await self._run(first_key, "exists", key) == key
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix`` (paginated listing, batched deletes)."""
