@@ -98,7 +98,7 @@ def register_run(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     models.add_argument(
         "--face-detector-interval",
         type=_positive,
-        default=3,
+        default=5,
         help="in videos, detect every N frames and track faces in between (1: every frame)",
     )
     models.add_argument(

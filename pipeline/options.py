@@ -45,7 +45,7 @@ class RunOptions:
     execution_providers: tuple[str, ...] = ("cpu",)
     face_detector_model: str = "retinaface"
     face_detector_score: float = 0.5
-    face_detector_interval: int = 3
+    face_detector_interval: int = 5
     """In videos, run the detector every this many frames and track faces in between."""
     face_recognizer_model: str | None = None
     face_swapper_model: str = "landmark"

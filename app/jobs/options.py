@@ -36,7 +36,7 @@ class JobOptions(BaseModel):
     )
     face_detector_model: ModelName = "retinaface"
     face_detector_score: Unit = 0.5
-    face_detector_interval: Annotated[int, Field(ge=1, le=30)] = 3
+    face_detector_interval: Annotated[int, Field(ge=1, le=30)] = 5
     face_recognizer_model: ModelName | None = None
     face_swapper_model: ModelName = "landmark"
     face_enhancer_model: ModelName | None = None

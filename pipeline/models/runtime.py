@@ -107,6 +107,11 @@ def create_session(
     # 3 = errors only: the bundled files make onnxruntime print pages of harmless warnings
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No busy-waiting between runs: the pipeline keeps decode, encode and inference threads
+    # busy at once, and spinning pool threads would take the cores they need (measured in
+    # docs/performance.md: about 40% less CPU per frame).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
