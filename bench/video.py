@@ -106,8 +106,10 @@ def time_reference(loop: ReferenceLoop, source: Path, clip: Path, output: Path) 
 def sessions_without_spinning(enabled: bool) -> Iterator[None]:
     """While enabled, every new onnxruntime session's idle intra-op threads sleep, not spin.
 
-    An experiment knob, not a fix: it shows in one run what the proposed one-line change
-    to ``pipeline.models.runtime.create_session`` would give (docs/performance.md).
+    An experiment knob: it showed what the one-line change to
+    ``pipeline.models.runtime.create_session`` would give before it was made
+    (docs/performance.md); Enclave's sessions no longer spin, and ``--no-spinning
+    reference`` shows what the same setting does for the reference loop.
     """
     if not enabled:
         yield
