@@ -90,7 +90,6 @@ def load_settings(**overrides: Any) -> "Any":
 
 def serve_command(args: argparse.Namespace) -> int:
     settings = load_settings(insecure_dev=args.insecure_dev)
-    configure_logging()
     options = server_options(args, settings.security)
     import uvicorn
 
@@ -98,6 +97,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     if args.insecure_dev:
         print(INSECURE_WARNING, file=sys.stderr, flush=True)
+    configure_logging()  # only once serving is certain: it takes over the root logger
     uvicorn.run(create_app(settings), **options)
     return EXIT_OK
 

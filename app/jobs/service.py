@@ -149,12 +149,17 @@ class JobService:
         now = self.clock()
         ttl = min(request.ttl or self.settings.job_ttl, self.settings.job_ttl)
         try:
+            # Media checks and storage I/O happen before the transaction, so the job
+            # store's write lock (SQLite has one) is held only for the inserts.
+            sources = [
+                await self._checked_input(owner, job_id, ref, MediaKind.IMAGE)
+                for ref in request.sources
+            ]
+            target = await self._checked_input(owner, job_id, request.target, None)
             async with self.sessions.begin() as session:
-                sources = [
-                    await self._input_key(session, owner, job_id, ref, MediaKind.IMAGE)
-                    for ref in request.sources
-                ]
-                target = await self._input_key(session, owner, job_id, request.target, None)
+                for ref in (*request.sources, request.target):
+                    if isinstance(ref, uuid.UUID):
+                        await self._claim_upload(session, owner, job_id, ref)
                 job = Job(
                     id=job_id,
                     owner=owner,
@@ -197,19 +202,15 @@ class JobService:
             raise IdempotencyConflictError(key)
         return earlier
 
-    async def _input_key(
-        self,
-        session: AsyncSession,
-        owner: str,
-        job_id: uuid.UUID,
-        ref: InputRef,
-        expect: MediaKind | None,
+    async def _checked_input(
+        self, owner: str, job_id: uuid.UUID, ref: InputRef, expect: MediaKind | None
     ) -> str:
-        """Store (or claim) one input after checking it is media the pipeline accepts.
+        """The key of one input, after checking it is media the pipeline accepts.
 
         Sources must be images; the target may be an image or a video. Inline files are
-        checked whole (decoded or probed); uploads by their first bytes, as they may be
-        large (the worker checks them whole again).
+        checked whole (decoded or probed) and stored under the job; uploads are checked by
+        their first bytes, as they may be large (the worker checks them whole again), and
+        claimed later, in the job's transaction.
         """
         limits = self.settings.media_limits
         if isinstance(ref, InlineFile):
@@ -225,7 +226,8 @@ class JobService:
             key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
             await self.storage.put_bytes(key, ref.data, ref.content_type)
             return key
-        upload = await store.consume_upload(session, ref, owner, job_id)
+        async with self.sessions() as session:
+            upload = await store.find_unused_upload(session, ref, owner)
         if upload is None:
             raise UploadNotFoundError(ref)
         try:
@@ -240,6 +242,13 @@ class JobService:
         name = upload.key.rsplit("/", 1)[-1]
         await asyncio.to_thread(inspect_media_head, head, limits, name, expect=expect)
         return upload.key
+
+    async def _claim_upload(
+        self, session: AsyncSession, owner: str, job_id: uuid.UUID, upload_id: uuid.UUID
+    ) -> None:
+        """Bind a checked upload to the job; a concurrent job that took it first wins."""
+        if await store.consume_upload(session, upload_id, owner, job_id) is None:
+            raise UploadNotFoundError(upload_id)
 
     async def _head(self, key: str) -> bytes:
         """The first ``HEAD_BYTES`` of an object, streamed so the rest is never fetched."""

@@ -328,6 +328,16 @@ async def add_upload(session: AsyncSession, upload: Upload) -> None:
     await session.flush()
 
 
+async def find_unused_upload(
+    session: AsyncSession, upload_id: uuid.UUID, owner: str
+) -> Upload | None:
+    """An upload of ``owner`` no job has claimed yet."""
+    query = select(Upload).where(
+        Upload.id == upload_id, Upload.owner == owner, Upload.job_id.is_(None)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def consume_upload(
     session: AsyncSession, upload_id: uuid.UUID, owner: str, job_id: uuid.UUID
 ) -> Upload | None:
