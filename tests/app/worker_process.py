@@ -16,8 +16,10 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     """The ENCLAVE_* variables that give a subprocess the same settings."""
     values = settings.model_dump(mode="json")
     secrets = {"broker_url": settings.broker_url.get_secret_value()}
-    if settings.upload_secret is not None:
-        secrets["upload_secret"] = settings.upload_secret.get_secret_value()
+    for name in ("upload_secret", "s3_secret_access_key", "webhook_secret"):
+        secret = getattr(settings, name)
+        if secret is not None:
+            secrets[name] = secret.get_secret_value()
     values.update(secrets)
     env = {key: value for key, value in os.environ.items() if not key.startswith("ENCLAVE_")}
     for name, value in values.items():
