@@ -85,10 +85,6 @@ def enclave_options(model_dir: Path, swapper: str, providers: tuple[str, ...]) -
 
 
 def time_enclave(engine: Engine, source: Path, clip: Path, output: Path) -> Timing:
-    # Workaround (reported in docs/performance.md): the tracker a video run starts stays on
-    # the engine, so the next run's source photo would be "tracked" from the last video frame
-    # (cv2.error when the sizes differ). A fresh run must not inherit it.
-    engine.tracker = None
     started, cpu = time.perf_counter(), time.process_time()
     summary = process_file([source], clip, output, engine.options, engine=engine)
     return Timing(

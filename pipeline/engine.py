@@ -5,7 +5,8 @@ execution providers; ``Engine.process_frame`` detects, selects, swaps, enhances 
 blends one frame, touching only the faces' regions of interest.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -76,14 +77,20 @@ class Engine:
     reference: Embedding | None = None
     tracker: FaceTracker | None = None
 
-    def start_sequence(self) -> None:
-        """Frames from now on are consecutive frames of one video: reuse detections.
+    @contextmanager
+    def sequence(self) -> Iterator[None]:
+        """Within this block, frames are consecutive frames of one video: reuse detections.
 
-        Takes effect when ``face_detector_interval`` > 1 and 68 landmarks are available.
+        Takes effect when ``face_detector_interval`` > 1 and 68 landmarks are available;
+        on leaving, every frame is analysed on its own again (source images included).
         """
         interval = self.options.face_detector_interval
         if interval > 1 and self.landmarker is not None:
             self.tracker = FaceTracker(self.detector.detect, self.landmarker, interval)
+        try:
+            yield
+        finally:
+            self.tracker = None
 
     def analyse(self, frame: VisionFrame, *, with_embedding: bool = False) -> list[Face]:
         """Detected (or tracked) faces with the landmarks and embeddings later stages need."""

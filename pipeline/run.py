@@ -155,7 +155,6 @@ class _Run:
         probe_video(self.target, options.limits)
         if options.face_selector_mode is FaceSelectorMode.REFERENCE and engine.reference is None:
             engine.set_reference(_first_frame_with_face(engine, self.target), self.target.name)
-        engine.start_sequence()
         totals = {"found": 0, "swapped": 0}
 
         def process(frame: VisionFrame, _index: int) -> VisionFrame:
@@ -175,15 +174,16 @@ class _Run:
             trim_frame_start=options.trim_frame_start,
             trim_frame_end=options.trim_frame_end,
         )
-        outcome = transcode_video(
-            self.target,
-            self.output,
-            process,
-            encoding,
-            options.limits,
-            on_progress=progress,
-            should_cancel=self.should_cancel,
-        )
+        with engine.sequence():
+            outcome = transcode_video(
+                self.target,
+                self.output,
+                process,
+                encoding,
+                options.limits,
+                on_progress=progress,
+                should_cancel=self.should_cancel,
+            )
         if totals["found"] == 0:
             self.output.unlink(missing_ok=True)
             raise NoFaceError(

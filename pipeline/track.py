@@ -68,6 +68,7 @@ class FaceTracker:
             self._lost
             or not self._tracks
             or previous is None
+            or previous.shape != gray.shape
             or self._since_detection >= self._interval - 1
         )
         if due:

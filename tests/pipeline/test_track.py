@@ -55,3 +55,27 @@ def test_tracker_drops_a_face_that_leaves_and_redetects(model_dir: Path) -> None
     kept = tracker.faces(blank)
     assert 1 <= len(kept) < 6
     assert all(face.box[0] < 600 for face in kept)
+
+
+def test_an_engine_reused_across_runs_never_tracks_into_the_next_input(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """Tracking lives for one video only: a following run's source photo and target are
+    analysed from scratch, whatever their size."""
+    from pipeline.engine import build_engine
+    from pipeline.options import RunOptions
+    from pipeline.run import process_file
+    from tests.pipeline.media_fixtures import make_clip
+    from tests.pipeline.photos import write_astronaut
+
+    engine = build_engine(RunOptions(model_dir=model_dir))
+    source = write_astronaut(tmp_path)
+    clip = make_clip(
+        tmp_path / "clip.mp4", panning_frames(read(t1_path()), 7, (640, 360)), size=(640, 360)
+    )
+    first = process_file([source], clip, tmp_path / "a.mp4", engine.options, engine=engine)
+    assert engine.tracker is None
+    again = process_file([source], clip, tmp_path / "b.mp4", engine.options, engine=engine)
+    image = process_file([source], t1_path(), tmp_path / "c.jpg", engine.options, engine=engine)
+    assert first.faces_swapped == again.faces_swapped > 0
+    assert image.faces_found == 6
