@@ -74,6 +74,9 @@ class Engine:
     face_enhancer: FaceStage | None
     frame_enhancer: FrameStage | None
     model_names: tuple[str, ...]
+    needs_landmarks: bool = True
+    """Whether a stage uses the 68 points (landmark swapper, region mask); when not, the
+    tracker follows them by optical flow alone instead of re-fitting them."""
     reference: Embedding | None = None
     tracker: FaceTracker | None = None
 
@@ -86,7 +89,9 @@ class Engine:
         """
         interval = self.options.face_detector_interval
         if interval > 1 and self.landmarker is not None:
-            self.tracker = FaceTracker(self.detector.detect, self.landmarker, interval)
+            self.tracker = FaceTracker(
+                self.detector.detect, self.landmarker, interval, refit=self.needs_landmarks
+            )
         try:
             yield
         finally:
@@ -231,6 +236,7 @@ def build_engine(options: RunOptions) -> Engine:
         face_enhancer=face_enhancer,
         frame_enhancer=frame_enhancer,
         model_names=tuple(dict.fromkeys(loader.loaded)),
+        needs_landmarks=swapping and (landmark_swap or wants_region),
     )
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from pipeline.detect import DetectorConfig, RetinaFaceDetector
 from pipeline.landmarks import LandmarkPredictor
@@ -12,7 +13,10 @@ from tests.pipeline.media_fixtures import panning_frames
 from tests.pipeline.photos import read, t1_path
 
 
-def test_tracker_detects_every_nth_frame_and_follows_faces_in_between(model_dir: Path) -> None:
+@pytest.mark.parametrize("refit", [True, False], ids=["refit-68", "flow-only"])
+def test_tracker_detects_every_nth_frame_and_follows_faces_in_between(
+    model_dir: Path, refit: bool
+) -> None:
     registry = ModelRegistry(model_dir)
     detector = RetinaFaceDetector(
         create_session(registry.path("retinaface"), resolve_providers(["cpu"])), DetectorConfig()
@@ -23,7 +27,11 @@ def test_tracker_detects_every_nth_frame_and_follows_faces_in_between(model_dir:
         calls.append(1)
         return detector.detect(frame)
 
-    tracker = FaceTracker(counting_detect, LandmarkPredictor(registry.path("dlib68")), 3)
+    landmarker = LandmarkPredictor(registry.path("dlib68"))
+    fits = []
+    predict = landmarker.predict
+    landmarker.predict = lambda *args: fits.append(1) or predict(*args)  # type: ignore[method-assign]
+    tracker = FaceTracker(counting_detect, landmarker, 3, refit=refit)
     frames = list(panning_frames(read(t1_path()), 30, (960, 540)))[:12]
     for index, frame in enumerate(frames):
         tracked = tracker.faces(frame)
@@ -40,6 +48,8 @@ def test_tracker_detects_every_nth_frame_and_follows_faces_in_between(model_dir:
             error = np.linalg.norm(a.kps5 - b.kps5, axis=1).mean()
             assert error < 0.08 * b.width, (index, error, b.width)
     assert len(calls) == 4
+    detected = 4 * 6  # at most six faces on each detection frame
+    assert (len(fits) > detected) if refit else (len(fits) <= detected)
 
 
 def test_tracker_drops_a_face_that_leaves_and_redetects(model_dir: Path) -> None:
