@@ -1,14 +1,17 @@
 """Operations endpoints: liveness, readiness (DB, storage, broker), Prometheus metrics."""
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import StorageDep
-from app.api.schemas import Health, Readiness
+from app.api.schemas import Health, ModelLicence, Readiness
 from app.db import current_revision
 from app.metrics import CONTENT_TYPE, ServiceMetrics
+from app.settings import Settings
+from pipeline.models import ModelRegistry
 
 router = APIRouter(tags=["operations"])
 logger = logging.getLogger(__name__)
@@ -48,11 +51,34 @@ async def readyz(request: Request, storage: StorageDep) -> JSONResponse:
         checks["dispatcher"] = "ok"
     except Exception as exc:
         checks["dispatcher"] = f"unavailable: {type(exc).__name__}"
+    try:
+        models = await asyncio.to_thread(model_licences, request.app.state.settings)
+        checks["models"] = "ok"
+    except Exception as exc:
+        models = []
+        checks["models"] = f"unavailable: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
     if not ready:
         logger.warning("not ready: %s", checks)
-    body = Readiness(status="ok" if ready else "unavailable", checks=checks)
+    body = Readiness(status="ok" if ready else "unavailable", checks=checks, models=models)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+def model_licences(settings: Settings) -> list[ModelLicence]:
+    """Every model in the manifest with its licence (enterprise buyers audit this)."""
+    allowed = settings.allow_non_commercial_models
+    return [
+        ModelLicence(
+            name=spec.name,
+            task=spec.task.value,
+            kind=spec.kind,
+            licence=spec.licence,
+            commercial_use=spec.commercial_use,
+            bundled=spec.bundled,
+            loadable=spec.commercial_use or allowed,
+        )
+        for spec in ModelRegistry(settings.model_dir, allow_non_commercial=allowed).specs()
+    ]
 
 
 @router.get(

@@ -145,6 +145,20 @@ class Health(BaseModel):
     status: str
 
 
+class ModelLicence(BaseModel):
+    """A model the workers may load, and the licence it is under."""
+
+    name: str
+    task: str
+    kind: str
+    licence: str
+    commercial_use: bool
+    bundled: bool
+    loadable: bool
+    """False for a non-commercial model without the operator's acknowledgement."""
+
+
 class Readiness(BaseModel):
     status: str
     checks: dict[str, str]
+    models: list[ModelLicence] = []

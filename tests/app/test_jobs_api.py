@@ -348,3 +348,29 @@ async def test_jobs_survive_a_service_restart(api_settings) -> None:
             done = await wait_until(api, job_id, timeout_s=60)
             assert (done["state"], done["attempts"]) == ("succeeded", attempts), done
             assert (await api.get(f"/jobs/{job_id}/result")).content == png_bytes(seed)
+
+
+async def test_readyz_lists_every_model_with_its_licence(api_settings, tmp_path) -> None:
+    from pipeline.models import ModelRegistry, ModelTask
+    from tests.pipeline.contract_models import make_inswapper
+
+    models = tmp_path / "models"
+    ModelRegistry(models).add(
+        make_inswapper(tmp_path / "inswapper.onnx"),
+        task=ModelTask.SWAP,
+        kind="inswapper",
+        licence="non-commercial (insightface)",
+    )
+    settings = api_settings.model_copy(update={"model_dir": models})
+    async with running_api(settings) as api:
+        body = (await api.get("/readyz")).json()
+    assert body["checks"]["models"] == "ok"
+    by_name = {model["name"]: model for model in body["models"]}
+    assert by_name["retinaface"]["licence"] == "MIT" and by_name["retinaface"]["loadable"]
+    assert by_name["sface"]["bundled"] and by_name["sface"]["commercial_use"]
+    inswapper = by_name["inswapper_128"]
+    assert (inswapper["licence"], inswapper["commercial_use"]) == (
+        "non-commercial (insightface)",
+        False,
+    )
+    assert inswapper["loadable"] is False  # no acknowledgement in the settings
