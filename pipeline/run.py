@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.embed import cosine_similarity
-from pipeline.engine import Engine, FrameResult, build_engine
+from pipeline.engine import Engine, build_engine
 from pipeline.errors import NoFaceError, ProcessingCanceled, UnsupportedMediaError
 from pipeline.media import MediaKind, read_image, sniff_media_kind, write_image
 from pipeline.options import FaceSelectorMode, FrameProcessor, RunOptions, RunSummary
@@ -64,11 +64,6 @@ def process_file(
         should_cancel=should_cancel,
     )
     return run.image() if kind is MediaKind.IMAGE else run.video()
-
-
-def process_frame(engine: Engine, frame: VisionFrame, source: SourceIdentity | None) -> FrameResult:
-    """One frame through the engine (exposed for tests and benchmarks)."""
-    return engine.process_frame(frame, source)
 
 
 def compare_images(a: Path, b: Path, options: RunOptions) -> CompareResult:
@@ -213,4 +208,4 @@ def _first_frame_with_face(engine: Engine, target: Path) -> VisionFrame:
     raise NoFaceError(f"no face found in {target.name} to use as the reference")
 
 
-__all__ = ["CompareResult", "ProcessingCanceled", "compare_images", "process_file", "process_frame"]
+__all__ = ["CompareResult", "ProcessingCanceled", "compare_images", "process_file"]
