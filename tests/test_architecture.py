@@ -39,7 +39,8 @@ def test_pipeline_never_imports_the_service_or_its_libraries() -> None:
 
 
 def test_no_module_downloads_anything_at_run_time() -> None:
-    forbidden = ("hf_hub_download", "urlretrieve", "urlopen", "download_models")
+    # spelt in pieces so that a plain text search for them finds real calls, not this list
+    forbidden = ("hf_hub_" + "download", "url" + "retrieve", "url" + "open", "download_" + "models")
     for package in ("pipeline", "app"):
         for path in (ROOT / package).rglob("*.py"):
             text = path.read_text()
