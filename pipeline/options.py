@@ -4,6 +4,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+"""Image formats the pipeline reads and writes, by file suffix."""
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
+"""Video containers the pipeline writes, by file suffix."""
+
 
 class FaceSelectorMode(StrEnum):
     ONE = "one"

@@ -13,7 +13,14 @@ from pipeline.embed import cosine_similarity
 from pipeline.engine import Engine, build_engine
 from pipeline.errors import NoFaceError, ProcessingCanceled, UnsupportedMediaError
 from pipeline.media import MediaKind, read_image, sniff_media_kind, write_image
-from pipeline.options import FaceSelectorMode, FrameProcessor, RunOptions, RunSummary
+from pipeline.options import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    FaceSelectorMode,
+    FrameProcessor,
+    RunOptions,
+    RunSummary,
+)
 from pipeline.swap import SourceIdentity
 from pipeline.types import VisionFrame
 from pipeline.video import VideoEncoding, probe_video, transcode_video
@@ -115,10 +122,6 @@ def _check_output_suffix(kind: MediaKind, output: Path) -> None:
         raise UnsupportedMediaError(
             f"output {output.name}: a {kind.value} target needs one of {', '.join(allowed)}"
         )
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
 
 
 @dataclass

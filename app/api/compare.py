@@ -11,8 +11,7 @@ from app.api.deps import CurrentIdentity, SettingsDep
 from app.api.jobs import PROBLEMS
 from app.api.schemas import CompareView
 from app.errors import InvalidJobRequestError
-from app.jobs.pipeline_entry import IMAGE_SUFFIXES
-from pipeline.options import RunOptions
+from pipeline.options import IMAGE_SUFFIXES, RunOptions
 
 if TYPE_CHECKING:
     from pipeline.run import CompareResult

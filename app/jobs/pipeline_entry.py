@@ -10,9 +10,6 @@ from typing import Protocol
 
 from pipeline.options import RunOptions, RunSummary
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm")
-
 
 class ProcessFile(Protocol):
     """The pipeline's entry point (``pipeline.run.process_file``)."""

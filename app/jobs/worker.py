@@ -32,12 +32,7 @@ from app.jobs import store
 from app.jobs.cleanup import purge_inputs
 from app.jobs.models import Job
 from app.jobs.options import JobOptions
-from app.jobs.pipeline_entry import (
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    ProcessFile,
-    pipeline_process_file,
-)
+from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
 from app.jobs.states import ErrorCode, JobState
 from app.jobs.store import ClaimOutcome
 from app.settings import Settings
@@ -45,7 +40,7 @@ from app.storage.base import Storage
 from app.storage.errors import ObjectNotFoundError, StorageUnavailableError
 from app.storage.keys import job_key
 from pipeline.errors import InputError, PipelineError, ProcessingCanceled
-from pipeline.options import RunSummary
+from pipeline.options import IMAGE_SUFFIXES, VIDEO_SUFFIXES, RunSummary
 
 logger = logging.getLogger(__name__)
 
