@@ -23,7 +23,7 @@ from pipeline.options import (
 )
 from pipeline.swap import SourceIdentity
 from pipeline.types import VisionFrame
-from pipeline.video import VideoEncoding, probe_video, transcode_video
+from pipeline.video import VideoEncoding, transcode_video
 
 ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
@@ -150,7 +150,6 @@ class _Run:
 
     def video(self) -> RunSummary:
         engine, options = self.engine, self.engine.options
-        probe_video(self.target, options.limits)
         if options.face_selector_mode is FaceSelectorMode.REFERENCE and engine.reference is None:
             engine.set_reference(_first_frame_with_face(engine, self.target), self.target.name)
         totals = {"found": 0, "swapped": 0}
