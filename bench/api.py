@@ -45,6 +45,11 @@ class Load:
     accepted: list[str] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    server_cpu_s: float = 0.0  # the server process and its children (workers), in the window
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.server_cpu_s / max(1, len(self.accepted))
 
     @property
     def sent(self) -> int:
@@ -205,6 +210,23 @@ async def apply_load(
     return load
 
 
+def server_cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of the server process and every process it started."""
+    import psutil
+
+    if pid is None:
+        return 0.0
+    server = psutil.Process(pid)
+    total = 0.0
+    for process in [server, *server.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def stored_job_ids(database_url: str) -> set[str]:
     if database_url.startswith("sqlite"):
         with sqlite3.connect(database_url.split(":///", 1)[1]) as connection:
@@ -267,7 +289,9 @@ def _measure(
     context = client_context(pki_dir)
     try:
         asyncio.run(wait_ready(url, context))
+        cpu_before = server_cpu_seconds(process.pid)
         load = asyncio.run(apply_load(url, context, scenario.clients, seconds, scenario.rate))
+        load.server_cpu_s = server_cpu_seconds(process.pid) - cpu_before
     finally:
         process.terminate()
         process.join(timeout=30)
@@ -341,11 +365,23 @@ def main(argv: list[str] | None = None) -> int:
                 f"{load.throughput:.0f}",
                 f"{load.percentile(0.5):.1f}",
                 f"{load.percentile(0.99):.1f}",
+                f"{load.cpu_ms_per_request:.2f}",
                 lost,
                 ", ".join(f"{why}: {count}" for why, count in load.refused.items()) or "-",
             ]
         )
-    columns = ["server", "clients", "load", "accepted", "req/s", "p50 ms", "p99 ms", "lost", "why"]
+    columns = [
+        "server",
+        "clients",
+        "load",
+        "accepted",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU ms/req",
+        "lost",
+        "why",
+    ]
     table(columns, rows)
     if args.only:
         return 0

@@ -1,7 +1,8 @@
 """FastAPI dependencies: settings, sessions, storage, the job service, the caller.
 
 Everything here reads objects ``create_app`` put on ``app.state`` at start-up; nothing
-is built at import time.
+is built at import time. They are ``async def`` although none awaits: FastAPI runs a
+plain ``def`` dependency in a worker thread, a thread hop per dependency per request.
 """
 
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from app.settings import Settings
 from app.storage.base import Storage
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -35,7 +36,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_storage(request: Request) -> Storage:
+async def get_storage(request: Request) -> Storage:
     storage: Storage = request.app.state.storage
     return storage
 
@@ -43,7 +44,7 @@ def get_storage(request: Request) -> Storage:
 StorageDep = Annotated[Storage, Depends(get_storage)]
 
 
-def get_job_service(request: Request) -> JobService:
+async def get_job_service(request: Request) -> JobService:
     service: JobService = request.app.state.job_service
     return service
 
@@ -51,7 +52,7 @@ def get_job_service(request: Request) -> JobService:
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 
 
-def get_identity(request: Request, settings: SettingsDep) -> Identity:
+async def get_identity(request: Request, settings: SettingsDep) -> Identity:
     """The caller: set by the security layer from the TLS connection; in insecure dev mode
     without that layer, the configured dev identity."""
     identity = request_identity(request.scope)
@@ -70,7 +71,7 @@ def get_identity(request: Request, settings: SettingsDep) -> Identity:
 CurrentIdentity = Annotated[Identity, Depends(get_identity)]
 
 
-def readable_owner(identity: CurrentIdentity) -> str | None:
+async def readable_owner(identity: CurrentIdentity) -> str | None:
     """Whose jobs a read may show: the caller's own, or everyone's for an auditor."""
     return None if identity.has_role(Role.AUDITOR) else identity.name
 
@@ -78,7 +79,7 @@ def readable_owner(identity: CurrentIdentity) -> str | None:
 ReadableOwner = Annotated[str | None, Depends(readable_owner)]
 
 
-def purgeable_owner(identity: CurrentIdentity) -> str | None:
+async def purgeable_owner(identity: CurrentIdentity) -> str | None:
     """Whose jobs a caller may delete: its own, or everyone's for an admin."""
     return None if identity.has_role(Role.ADMIN) else identity.name
 

@@ -16,11 +16,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
-from app.db import create_engine, create_session_factory
 from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
-from app.jobs.worker import RunReport, WorkerContext, new_worker_id, run_job
+from app.jobs.worker import RunReport
+from app.jobs.worker_runtime import runtime_for
 from app.settings import Settings
-from app.storage.factory import build_storage, storage_config_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,23 +44,25 @@ def run_job_blocking(
     process_file: ProcessFile = pipeline_process_file,
     worker_id: str | None = None,
 ) -> RunReport:
-    """Run one job on a fresh event loop, engine and storage client (worker processes)."""
+    """Run one job on this thread's worker runtime (its loop, engine and storage are kept
+    for the next job)."""
+    return runtime_for(settings, process_file).run(job_id, worker_id)
 
-    async def main() -> RunReport:
-        engine = create_engine(settings.database_url)
-        try:
-            context = WorkerContext(
-                settings=settings,
-                sessions=create_session_factory(engine),
-                storage=build_storage(storage_config_from_settings(settings)),
-                process_file=process_file,
-                worker_id=worker_id or new_worker_id(),
-            )
-            return await run_job(job_id, context)
-        finally:
-            await engine.dispose()
 
-    return asyncio.run(main())
+_pool_settings: Settings | None = None
+_pool_process_file: ProcessFile = pipeline_process_file
+
+
+def _init_pool_worker(settings: Settings, process_file: ProcessFile) -> None:
+    """Pool initializer: the settings travel once per worker process, not once per job."""
+    global _pool_settings, _pool_process_file
+    _pool_settings, _pool_process_file = settings, process_file
+
+
+def _run_pooled_job(job_id: uuid.UUID) -> RunReport:
+    if _pool_settings is None:
+        raise RuntimeError("worker process started without its settings")
+    return run_job_blocking(_pool_settings, job_id, _pool_process_file)
 
 
 class InProcessDispatcher:
@@ -105,14 +106,10 @@ class InProcessDispatcher:
             return  # closed, or already waiting for a worker: one delivery is enough
         self._pending.add(job_id)
         try:
-            future = self._pool.submit(
-                run_job_blocking, self._settings, job_id, self._process_file, None
-            )
+            future = self._pool.submit(_run_pooled_job, job_id)
         except BrokenProcessPool:
             self._replace_broken_pool()
-            future = self._pool.submit(
-                run_job_blocking, self._settings, job_id, self._process_file, None
-            )
+            future = self._pool.submit(_run_pooled_job, job_id)
         loop = asyncio.get_running_loop()
         future.add_done_callback(
             lambda done: loop.call_soon_threadsafe(self._completed, job_id, done)
@@ -151,7 +148,10 @@ class InProcessDispatcher:
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs an event loop and threads that fork would copy.
         return ProcessPoolExecutor(
-            max_workers=self._settings.workers, mp_context=multiprocessing.get_context("spawn")
+            max_workers=self._settings.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_pool_worker,
+            initargs=(self._settings, self._process_file),
         )
 
     async def check(self) -> None:

@@ -22,7 +22,6 @@ from app.errors import (
     IdempotencyConflictError,
     InvalidJobRequestError,
     JobConflictError,
-    QueueFullError,
     ResultGoneError,
     UploadNotFoundError,
 )
@@ -30,6 +29,7 @@ from app.jobs import store
 from app.jobs.cleanup import input_prefixes, purge_inputs
 from app.jobs.cursor import decode_cursor, encode_cursor
 from app.jobs.dispatch import Dispatcher
+from app.jobs.intake import JobWriter
 from app.jobs.models import Job, Upload
 from app.jobs.notify import notify_job_ended
 from app.jobs.options import JobOptions
@@ -43,8 +43,6 @@ from pipeline.inspect import HEAD_BYTES, inspect_media_bytes, inspect_media_head
 from pipeline.media import MediaKind
 
 logger = logging.getLogger(__name__)
-
-QUEUE_FULL_RETRY_AFTER_S = 10
 
 
 @dataclass(frozen=True)
@@ -126,6 +124,7 @@ class JobService:
         self.clock = clock
         self._check_webhook_url = check_webhook_url
         self._undispatched: set[uuid.UUID] = set()
+        self._writer = JobWriter(sessions, settings.max_queued_jobs)
 
     # --- submission ---------------------------------------------------------------
 
@@ -140,14 +139,12 @@ class JobService:
                 return Submission(replay, created=False)
         if request.webhook_url is not None and self._check_webhook_url is not None:
             self._check_webhook_url(request.webhook_url)
-        async with self.sessions() as session:
-            queued = await store.count_queued(session)
-        if queued >= self.settings.max_queued_jobs:
-            raise QueueFullError(queued, self.settings.max_queued_jobs, QUEUE_FULL_RETRY_AFTER_S)
+        self._writer.refuse_if_recently_full()  # shed load before any work
 
         job_id = uuid.uuid4()
         now = self.clock()
         ttl = min(request.ttl or self.settings.job_ttl, self.settings.job_ttl)
+        handed_to_writer = False
         try:
             # Media checks and storage I/O happen before the transaction, so the job
             # store's write lock (SQLite has one) is held only for the inserts.
@@ -156,28 +153,28 @@ class JobService:
                 for ref in request.sources
             ]
             target = await self._checked_input(owner, job_id, request.target, None)
-            async with self.sessions.begin() as session:
-                for ref in (*request.sources, request.target):
-                    if isinstance(ref, uuid.UUID):
-                        await self._claim_upload(session, owner, job_id, ref)
-                job = Job(
-                    id=job_id,
-                    owner=owner,
-                    state=JobState.QUEUED,
-                    options=request.options.model_dump(mode="json"),
-                    source_keys=sources,
-                    target_key=target,
-                    progress=0.0,
-                    attempts=0,
-                    max_attempts=self.settings.max_attempts,
-                    cancel_requested=False,
-                    idempotency_key=idempotency_key,
-                    request_hash=fingerprint,
-                    webhook_url=request.webhook_url,
-                    created_at=now,
-                    expires_at=now + ttl,
-                )
-                await store.add_job(session, job)
+            job = Job(
+                id=job_id,
+                owner=owner,
+                state=JobState.QUEUED,
+                options=request.options.model_dump(mode="json"),
+                source_keys=sources,
+                target_key=target,
+                progress=0.0,
+                attempts=0,
+                max_attempts=self.settings.max_attempts,
+                cancel_requested=False,
+                idempotency_key=idempotency_key,
+                request_hash=fingerprint,
+                webhook_url=request.webhook_url,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            uploads = [
+                ref for ref in (*request.sources, request.target) if isinstance(ref, uuid.UUID)
+            ]
+            handed_to_writer = True
+            await self._writer.insert(job, uploads)
         except IntegrityError:
             # Two requests with one Idempotency-Key raced; the other one's job stands.
             await self.storage.delete_prefix(job_prefix(job_id, "inputs"))
@@ -187,6 +184,13 @@ class JobService:
             if replay is None:
                 raise
             return Submission(replay, created=False)
+        except asyncio.CancelledError:
+            if handed_to_writer:
+                # The job may be committed: keep its inputs, let the sweeper dispatch it.
+                self._undispatched.add(job_id)
+            else:
+                await self.storage.delete_prefix(job_prefix(job_id, "inputs"))
+            raise
         except BaseException:
             await self.storage.delete_prefix(job_prefix(job_id, "inputs"))
             raise
@@ -242,13 +246,6 @@ class JobService:
         name = upload.key.rsplit("/", 1)[-1]
         await asyncio.to_thread(inspect_media_head, head, limits, name, expect=expect)
         return upload.key
-
-    async def _claim_upload(
-        self, session: AsyncSession, owner: str, job_id: uuid.UUID, upload_id: uuid.UUID
-    ) -> None:
-        """Bind a checked upload to the job; a concurrent job that took it first wins."""
-        if await store.consume_upload(session, upload_id, owner, job_id) is None:
-            raise UploadNotFoundError(upload_id)
 
     async def _head(self, key: str) -> bytes:
         """The first ``HEAD_BYTES`` of an object, streamed so the rest is never fetched."""

@@ -8,7 +8,7 @@ one source of truth. Whether a caller may touch a given job (its own, or any for
 auditor) is the job service's check, made with ``Identity.has_role``.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,10 +19,11 @@ from app.security.identity import Identity
 from app.security.roles import Role
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-CallerDependency = Callable[..., Identity]
+CallerDependency = Callable[..., Awaitable[Identity]]
+"""An ``async def`` dependency: FastAPI runs a plain ``def`` one in a worker thread."""
 
 
-def current_identity(request: Request) -> Identity:
+async def current_identity(request: Request) -> Identity:
     """The caller of this request (set by ``IdentityMiddleware`` from the TLS layer)."""
     identity = request_identity(request.scope)
     if identity is None:
@@ -46,7 +47,7 @@ def require_role(*roles: Role, caller: CallerDependency = current_identity) -> C
     if not roles:
         raise ValueError("require_role needs at least one role")
 
-    def caller_with_role(
+    async def caller_with_role(
         request: Request, identity: Annotated[Identity, Depends(caller)]
     ) -> Identity:
         return _admit(request, identity, roles)
@@ -59,7 +60,7 @@ def require_role_by_method(
 ) -> CallerDependency:
     """A router-wide dependency: GET/HEAD need ``read``, other methods need ``write``."""
 
-    def caller_with_role(
+    async def caller_with_role(
         request: Request, identity: Annotated[Identity, Depends(caller)]
     ) -> Identity:
         needed = read if request.method in READ_METHODS else write

@@ -166,3 +166,27 @@ async def test_job_store_outage_at_claim_time_asks_for_a_retry(settings, storage
         await engine.dispose()
     assert report.state is None
     assert report.retry_in_s == settings.retry_backoff.total_seconds()
+
+
+async def test_a_worker_thread_keeps_its_loop_engine_and_storage_between_jobs(
+    service: JobService, settings
+) -> None:
+    """run_job_blocking reuses one runtime per thread and settings (building them per job
+    cost more than a small job), and builds a new one when the settings change."""
+    from app.jobs.dispatch import run_job_blocking
+    from app.jobs.worker_runtime import runtime_for
+
+    job_ids = [(await service.submit("alice", request())).job.id for _ in range(2)]
+
+    def in_worker_thread() -> tuple[list[JobState | None], bool, bool]:
+        states = [run_job_blocking(settings, job_id, copy_target).state for job_id in job_ids]
+        runtime = runtime_for(settings, copy_target)
+        reused = runtime_for(settings, copy_target) is runtime
+        other = runtime_for(settings.model_copy(), copy_target)
+        replaced = other is not runtime
+        other.close()
+        return states, reused, replaced
+
+    states, reused, replaced = await asyncio.to_thread(in_worker_thread)
+    assert states == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    assert reused and replaced

@@ -1,5 +1,7 @@
 """The audit trail: one chained line per request, and `enclave audit verify` catching tampering."""
 
+import asyncio
+import errno
 import json
 import shutil
 import subprocess
@@ -8,6 +10,7 @@ import sys
 import pytest
 
 from app.cli import main as enclave
+from app.security.audit import file_sink
 from app.security.audit.chain import ChainHead, seal, verify_chain
 from app.security.audit.file_sink import FileAuditSink, head_path
 from app.security.errors import AuditError
@@ -166,6 +169,54 @@ async def test_two_writers_on_one_file_keep_one_chain(tmp_path):
     head = ChainHead.from_json(head_path(log).read_text())
     assert verify_chain(lines, head=head).ok
     assert head.seq == 6
+
+
+async def test_concurrent_writes_share_batches_and_each_returns_after_its_line(
+    tmp_path, monkeypatch
+):
+    """Group commit: 60 requests at once take a few writes, not 60, and none returns
+    before its own line is in the file."""
+    log = tmp_path / "audit.jsonl"
+    sink = FileAuditSink(log)
+    batches: list[int] = []
+    write_batch = sink.write_batch_sync
+
+    def counting(batch):
+        batches.append(len(batch))
+        write_batch(batch)
+
+    monkeypatch.setattr(sink, "write_batch_sync", counting)
+
+    async def request(number: int) -> None:
+        await sink.write({"event": number})
+        assert f'"event":{number},' in log.read_text()
+
+    await asyncio.gather(*(request(number) for number in range(60)))
+    await sink.close()
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == list(range(60))
+    assert verify_chain(lines, head=ChainHead.from_json(head_path(log).read_text())).ok
+    assert sum(batches) == 60
+    assert len(batches) < 10, batches
+
+
+async def test_a_failed_batch_fails_every_request_in_it(tmp_path, monkeypatch):
+    log = tmp_path / "audit.jsonl"
+    sink = FileAuditSink(log)
+    await sink.write({"event": 0})
+
+    def disk_full(descriptor: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_sink.os, "write", disk_full)
+    results = await asyncio.gather(
+        *(sink.write({"event": number}) for number in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(result, AuditError) for result in results), results
+    monkeypatch.undo()
+    await sink.write({"event": 5})  # the sink recovers once the disk has room
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == [1, 2]
 
 
 async def test_file_sink_refuses_to_resume_a_log_cut_short(tmp_path):
