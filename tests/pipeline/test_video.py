@@ -623,3 +623,45 @@ def test_interrupt_during_processing_leaves_nothing(clip, tmp_path):
         transcode_video(clip, tmp_path / "o.mp4", interrupt, VideoEncoding(), LIMITS)
     assert list(tmp_path.iterdir()) == []
     assert _stage_threads() == []
+
+
+def _write_pixel_format_clip(path: Path, pix_fmt: str, size: tuple[int, int], frames: int) -> Path:
+    """A silent x264 clip in ``pix_fmt`` (full-range ``yuvj420p`` via MJPEG in Matroska)."""
+    width, height = size
+    encoder = "mjpeg" if pix_fmt == "yuvj420p" else "libx264"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(encoder, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for index, frame in enumerate(panning_frames(astronaut(), frames, size)):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            video_frame.pts = index
+            container.mux(stream.encode(video_frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("pix_fmt", "size"),
+    [
+        ("yuv420p", (320, 240)),
+        ("yuv444p", (161, 121)),  # odd size: no 4:2:0 shortcut applies
+        ("yuv422p", (320, 240)),
+        ("yuvj420p", (320, 240)),  # full range, as phones' MJPEG and some H.264
+    ],
+)
+def test_frames_are_the_bgr_each_decoded_frame_converts_to(tmp_path, pix_fmt, size):
+    """The decoder keeps one swscale context per stream: same pixels as converting each
+    frame on its own, whatever the source's pixel format, range or size."""
+    suffix = ".mkv" if pix_fmt == "yuvj420p" else ".mp4"
+    source = _write_pixel_format_clip(tmp_path / f"clip{suffix}", pix_fmt, size, 6)
+    with av.open(str(source)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == pix_fmt
+        expected = [
+            frame.to_ndarray(format="bgr24", width=size[0], height=size[1])
+            for frame in container.decode(video=0)
+        ]
+    frames = list(iter_frames(source, LIMITS))
+    assert len(frames) == len(expected) == 6
+    for got, want in zip(frames, expected, strict=True):
+        assert got.shape == (size[1], size[0], 3)
+        assert np.array_equal(got, want)
