@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from pipeline.detect import DetectorConfig, RetinaFaceDetector
-from pipeline.landmarks import LandmarkPredictor
+from pipeline.landmarks import LandmarkPredictor, to_gray
 from pipeline.models import ModelRegistry, create_session, resolve_providers
-from pipeline.track import FaceTracker
+from pipeline.track import FaceTracker, _flow
 from tests.pipeline.media_fixtures import panning_frames
 from tests.pipeline.photos import read, t1_path
 
@@ -89,3 +90,28 @@ def test_an_engine_reused_across_runs_never_tracks_into_the_next_input(
     image = process_file([source], t1_path(), tmp_path / "c.jpg", engine.options, engine=engine)
     assert first.faces_swapped == again.faces_swapped > 0
     assert image.faces_found == 6
+
+
+@pytest.mark.parametrize(
+    "corner",
+    [(400, 220), (3, 5), (860, 440), (-40, 300)],
+    ids=["inside", "top-left edge", "bottom-right edge", "partly outside"],
+)
+def test_flow_on_the_face_region_gives_the_points_flow_on_the_whole_frame_gives(
+    corner: tuple[int, int],
+) -> None:
+    """The tracker runs Lucas-Kanade on a crop around the face; a wrong offset, a crop
+    that cuts the window or a pyramid sampled at another phase would move the points."""
+    frames = [to_gray(frame) for frame in panning_frames(read(t1_path()), 30, (960, 540))]
+    previous, gray = frames[10], frames[11]
+    grid = np.stack(np.meshgrid(np.linspace(0, 90, 9), np.linspace(0, 100, 8)), -1)
+    points = (grid.reshape(-1, 1, 2) + corner).astype(np.float32)
+    whole, whole_status, _ = cv2.calcOpticalFlowPyrLK(
+        previous, gray, points, points.copy(), winSize=(21, 21), maxLevel=3
+    )
+    flowed, status = _flow(previous, gray, points)
+    assert flowed.shape == points.shape and flowed.dtype == np.float32
+    found = whole_status.reshape(-1) == 1
+    assert found.sum() >= 20
+    assert np.array_equal(status.reshape(-1) == 1, found)
+    assert np.abs(flowed[found] - whole[found]).max() < 0.05
