@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,14 +43,15 @@ class Load:
     """What the clients saw against one server at one concurrency."""
 
     latencies_ms: list[float] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # every 202's job id, warm-up included
+    measured: int = 0  # 202 answers to requests sent inside the measured window
     refused: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     server_cpu_s: float = 0.0  # the server process and its children (workers), in the window
 
     @property
     def cpu_ms_per_request(self) -> float:
-        return 1000 * self.server_cpu_s / max(1, len(self.accepted))
+        return 1000 * self.server_cpu_s / max(1, self.measured)
 
     @property
     def sent(self) -> int:
@@ -57,7 +59,7 @@ class Load:
 
     @property
     def throughput(self) -> float:
-        return len(self.accepted) / self.seconds
+        return self.measured / self.seconds
 
     def percentile(self, fraction: float) -> float:
         ordered = sorted(self.latencies_ms)
@@ -92,7 +94,14 @@ def security_settings(pki_dir: Path, audit_path: Path) -> object:
     )
 
 
-def serve(kind: str, pki_dir: Path, work: Path, sock: socket.socket, database_url: str) -> None:
+def serve(
+    kind: str,
+    pki_dir: Path,
+    work: Path,
+    sock: socket.socket,
+    database_url: str,
+    job_queue: str | None,
+) -> None:
     """Child process: the service (``kind="enclave"``) or the bare endpoint, until killed."""
     import uvicorn
     from fastapi import FastAPI, Request
@@ -114,6 +123,7 @@ def serve(kind: str, pki_dir: Path, work: Path, sock: socket.socket, database_ur
             storage_dir=work / "storage",
             upload_secret="u" * 32,
             max_queued_jobs=1_000_000,
+            **celery_settings(job_queue),
             security=security,
         )
         app = create_app(settings, process_file=copy_target)
@@ -157,14 +167,25 @@ async def wait_ready(url: str, context: ssl.SSLContext, patience_s: float = 120.
 
 
 async def apply_load(
-    url: str, context: ssl.SSLContext, clients: int, seconds: float, rate: float | None = None
+    url: str,
+    context: ssl.SSLContext,
+    clients: int,
+    seconds: float,
+    rate: float | None = None,
+    *,
+    warmup: float = 0.0,
+    on_measuring: Callable[[], None] = lambda: None,
 ) -> Load:
-    """``clients`` keep-alive connections submitting jobs for ``seconds``.
+    """``clients`` keep-alive connections submitting jobs for ``warmup`` + ``seconds``.
 
     Without ``rate`` each client sends its next request as soon as it has an answer (closed
     loop: the throughput the server can take). With ``rate`` (requests per second over all
     clients) sends are scheduled on a fixed timetable, and latency is measured from the
     scheduled time, so a server that falls behind is charged for the queue it causes.
+    Only requests sent after the warm-up count towards throughput and latency (the same
+    load runs through it, so the server is in its steady state when measuring starts);
+    ``on_measuring`` is called as the measured window opens. Every 202 is kept for the
+    lost-submission check.
     """
     files = [
         ("source", ("source.png", png_bytes(1), "image/png")),
@@ -179,7 +200,12 @@ async def apply_load(
     try:
         await asyncio.gather(*(client.get("/healthz") for client in pool))  # handshakes
         started = time.perf_counter()
-        deadline = started + seconds
+        measuring_from = started + warmup
+        deadline = measuring_from + seconds
+
+        async def open_window() -> None:
+            await asyncio.sleep(max(0.0, measuring_from - time.perf_counter()))
+            on_measuring()
 
         async def submit_until_deadline(index: int, client: httpx.AsyncClient) -> None:
             for turn in itertools.count():
@@ -190,6 +216,7 @@ async def apply_load(
                     await asyncio.sleep(max(0.0, sent - time.perf_counter()))
                 if sent >= deadline or time.perf_counter() >= deadline:
                     return
+                measured = sent >= measuring_from
                 try:
                     response = await client.post("/jobs", files=files)
                 except httpx.HTTPError as error:
@@ -197,17 +224,44 @@ async def apply_load(
                     load.refused[name] = load.refused.get(name, 0) + 1
                     continue
                 if response.status_code == 202:
-                    load.latencies_ms.append((time.perf_counter() - sent) * 1000)
                     load.accepted.append(response.json()["id"])
+                    if measured:
+                        load.measured += 1
+                        load.latencies_ms.append((time.perf_counter() - sent) * 1000)
                 else:
                     code = str(response.status_code)
                     load.refused[code] = load.refused.get(code, 0) + 1
 
-        await asyncio.gather(*(submit_until_deadline(i, client) for i, client in enumerate(pool)))
-        load.seconds = time.perf_counter() - started
+        await asyncio.gather(
+            open_window(), *(submit_until_deadline(i, client) for i, client in enumerate(pool))
+        )
+        load.seconds = time.perf_counter() - measuring_from
     finally:
         await asyncio.gather(*(client.aclose() for client in pool))
     return load
+
+
+def celery_settings(job_queue: str | None) -> dict[str, object]:
+    """Settings for Celery dispatch to ``job_queue`` on the local RabbitMQ (``None``:
+    the default in-process workers)."""
+    if job_queue is None:
+        return {}
+    from tests.app.services import BROKER_URL
+
+    return {"dispatch": "celery", "broker_url": BROKER_URL, "job_queue": job_queue}
+
+
+def queued_messages(job_queue: str) -> int:
+    """How many job messages wait in ``job_queue`` (no worker consumes it); then drop it."""
+    from kombu import Connection
+
+    from tests.app.services import BROKER_URL
+
+    with Connection(BROKER_URL) as connection:
+        channel = connection.default_channel
+        _, count, _ = channel.queue_declare(queue=job_queue, passive=True)
+        channel.queue_delete(queue=job_queue)
+    return int(count)
 
 
 def server_cpu_seconds(pid: int | None) -> float:
@@ -255,7 +309,15 @@ class Scenario:
         return "closed loop" if self.rate is None else f"{self.rate:.0f} req/s offered"
 
 
-def measure(scenario: Scenario, seconds: float, pki_dir: Path, root: Path, database: str) -> Load:
+def measure(
+    scenario: Scenario,
+    seconds: float,
+    warmup: float,
+    pki_dir: Path,
+    root: Path,
+    database: str,
+    dispatch: str,
+) -> Load:
     """Start a fresh server, put it under ``scenario``'s load, stop it; check the store."""
     work = root / f"{scenario.kind}-{scenario.clients}-{scenario.rate or 'closed'}"
     work.mkdir(parents=True)
@@ -266,14 +328,21 @@ def measure(scenario: Scenario, seconds: float, pki_dir: Path, root: Path, datab
     else:
         database_url = f"sqlite+aiosqlite:///{work / 'enclave.db'}"
     try:
-        return _measure(scenario, seconds, pki_dir, work, database_url)
+        job_queue = f"enclave.bench.{uuid.uuid4().hex[:12]}" if dispatch == "celery" else None
+        return _measure(scenario, seconds, warmup, pki_dir, work, database_url, job_queue)
     finally:
         if database == "postgresql":
             drop_postgres_database(database_url)
 
 
 def _measure(
-    scenario: Scenario, seconds: float, pki_dir: Path, work: Path, database_url: str
+    scenario: Scenario,
+    seconds: float,
+    warmup: float,
+    pki_dir: Path,
+    work: Path,
+    database_url: str,
+    job_queue: str | None,
 ) -> Load:
     kind = scenario.kind
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -282,16 +351,33 @@ def _measure(
     url = f"https://127.0.0.1:{sock.getsockname()[1]}"
     process = multiprocessing.get_context("spawn").Process(
         target=serve,
-        args=(kind, pki_dir, work, sock, database_url),  # not daemonic: the service spawns workers
+        args=(
+            kind,
+            pki_dir,
+            work,
+            sock,
+            database_url,
+            job_queue,
+        ),  # not daemonic: the service spawns workers
     )
     process.start()
     print(f"# {kind} server pid {process.pid} at {url}", file=sys.stderr, flush=True)
     context = client_context(pki_dir)
     try:
         asyncio.run(wait_ready(url, context))
-        cpu_before = server_cpu_seconds(process.pid)
-        load = asyncio.run(apply_load(url, context, scenario.clients, seconds, scenario.rate))
-        load.server_cpu_s = server_cpu_seconds(process.pid) - cpu_before
+        cpu_at_start: list[float] = []
+        load = asyncio.run(
+            apply_load(
+                url,
+                context,
+                scenario.clients,
+                seconds,
+                scenario.rate,
+                warmup=warmup,
+                on_measuring=lambda: cpu_at_start.append(server_cpu_seconds(process.pid)),
+            )
+        )
+        load.server_cpu_s = server_cpu_seconds(process.pid) - cpu_at_start[0]
     finally:
         process.terminate()
         process.join(timeout=30)
@@ -300,13 +386,24 @@ def _measure(
         missing = set(load.accepted) - stored_job_ids(database_url)
         if missing:
             load.refused["202 but not stored"] = len(missing)
+        if job_queue is not None:
+            unqueued = len(load.accepted) - queued_messages(job_queue)
+            if unqueued > 0:
+                load.refused["202 but not on the broker"] = unqueued
     return load
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="8 clients, 1 s per server")
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per row")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds of the same load before measuring (worker processes started, caches "
+        "warm); not counted",
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[50, 200])
     parser.add_argument(
         "--rate",
@@ -323,12 +420,21 @@ def main(argv: list[str] | None = None) -> int:
         help="the service's job store: SQLite (default deployment) or the local PostgreSQL",
     )
     parser.add_argument(
+        "--dispatch",
+        choices=["inprocess", "celery"],
+        default="inprocess",
+        help="inprocess (default deployment: this host's worker processes run every job as "
+        "it arrives, sharing the cores) or celery (an API host: jobs are published to the "
+        "local RabbitMQ for GPU workers elsewhere; the bench checks each one is queued)",
+    )
+    parser.add_argument(
         "--only",
         choices=["bare", "enclave"],
         help="one server only (attach py-spy to the pid printed on stderr); prints no ratio",
     )
     args = parser.parse_args(argv)
     seconds = 1.0 if args.quick else args.seconds
+    warmup = 0.5 if args.quick else args.warmup
     concurrency = [8] if args.quick else args.clients
     with tempfile.TemporaryDirectory(prefix="enclave-bench-") as temporary:
         root = Path(temporary)
@@ -338,18 +444,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.rate > 0 and not args.quick:
             scenarios += [Scenario(kind, max(concurrency), args.rate) for kind in kinds]
         results = {
-            scenario: measure(scenario, seconds, root / "pki", root, args.database)
+            scenario: measure(
+                scenario, seconds, warmup, root / "pki", root, args.database, args.dispatch
+            )
             for scenario in scenarios
         }
     header(
         "POST /jobs over mTLS (TLS 1.3, client certificates, keep-alive) on loopback",
         [
-            f"{seconds:.0f} s per row, each on a fresh server; closed loop: each client sends "
-            "when answered; offered: a fixed timetable, latency from the scheduled time",
+            f"{seconds:.0f} s per row after {warmup:.0f} s of warm-up, each on a fresh server; "
+            "closed loop: each client sends when answered; offered: a fixed timetable, "
+            "latency from the scheduled time",
             "one uvicorn worker per server; load generator: httpx, one process, one "
             "keep-alive connection per client",
-            f"enclave: create_app defaults ({args.database} job store, local storage, in-process "
-            "dispatch, audit fsync per line), pipeline stand-in, rate limit lifted; "
+            f"enclave: create_app ({args.database} job store, local storage, {args.dispatch} "
+            "dispatch, audit fsynced), pipeline stand-in, rate limit lifted; "
             "bare: FastAPI route, body read",
         ],
     )

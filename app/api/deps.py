@@ -52,12 +52,13 @@ async def get_job_service(request: Request) -> JobService:
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 
 
-async def get_identity(request: Request, settings: SettingsDep) -> Identity:
+async def get_identity(request: Request) -> Identity:
     """The caller: set by the security layer from the TLS connection; in insecure dev mode
     without that layer, the configured dev identity."""
     identity = request_identity(request.scope)
     if identity is not None:
         return identity
+    settings: Settings = request.app.state.settings  # not a sub-dependency: hot path
     if settings.insecure_dev:
         return Identity(
             name=settings.dev_identity,

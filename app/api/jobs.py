@@ -16,7 +16,6 @@ from app.api.deps import (
     JobServiceDep,
     PurgeableOwner,
     ReadableOwner,
-    SettingsDep,
 )
 from app.api.schemas import MAX_TTL_SECONDS, JobCreate, JobList, JobView, Problem
 from app.errors import InvalidJobRequestError
@@ -77,25 +76,26 @@ _MULTIPART_SCHEMA = {
 )
 async def submit_job(
     request: Request,
-    response: Response,
     *,
     identity: CurrentIdentity,
     service: JobServiceDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> JobView:
+) -> Response:
     """Submit a job (JSON referencing uploads, or multipart with small files)."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        job_request = await _multipart_request(request, settings)
+        job_request = await _multipart_request(request, service.settings)
     else:
         job_request = _json_request(await request.body())
     submission = await service.submit(identity.name, job_request, idempotency_key=idempotency_key)
     record_job_id(request.scope, submission.job.id)  # for the audit line
-    response.headers["Location"] = f"/jobs/{submission.job.id}"
-    if not submission.created:
-        response.status_code = status.HTTP_200_OK
-    return JobView.of(submission.job)
+    # Serialised here, once: returned as a model, FastAPI would validate it again first.
+    return Response(
+        JobView.of(submission.job).model_dump_json(),
+        status_code=status.HTTP_202_ACCEPTED if submission.created else status.HTTP_200_OK,
+        media_type="application/json",
+        headers={"Location": f"/jobs/{submission.job.id}"},
+    )
 
 
 def _json_request(body: bytes) -> JobRequest:

@@ -34,10 +34,17 @@ async def purge_inputs(
     storage: Storage,
     job_id: uuid.UUID,
     clock: Callable[[], datetime],
+    known: Job | None = None,
 ) -> None:
-    """Delete an ended job's inputs and stamp it; an outage is left to the sweeper."""
-    async with sessions() as session:
-        job = await store.refresh_job(session, job_id)
+    """Delete an ended job's inputs and stamp it; an outage is left to the sweeper.
+
+    ``known``: the job as the caller already holds it (its input keys never change), which
+    saves reading it again.
+    """
+    job = known
+    if job is None:
+        async with sessions() as session:
+            job = await store.refresh_job(session, job_id)
     if job is None:
         return
     try:

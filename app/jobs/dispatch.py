@@ -59,6 +59,10 @@ def _init_pool_worker(settings: Settings, process_file: ProcessFile) -> None:
     _pool_settings, _pool_process_file = settings, process_file
 
 
+def _worker_ready() -> None:
+    """A no-op task: submitting one per worker makes the pool start its processes."""
+
+
 def _run_pooled_job(job_id: uuid.UUID) -> RunReport:
     if _pool_settings is None:
         raise RuntimeError("worker process started without its settings")
@@ -84,6 +88,7 @@ class InProcessDispatcher:
 
     async def start(self) -> None:
         self._pool = self._new_pool()
+        self._warm(self._pool)
 
     async def dispatch(self, job_id: uuid.UUID, *, delay_s: float = 0.0) -> None:
         self._schedule(job_id, delay_s)
@@ -134,6 +139,12 @@ class InProcessDispatcher:
         if report.retry_in_s is not None:
             self._schedule(job_id, report.retry_in_s)
 
+    def _warm(self, pool: ProcessPoolExecutor) -> None:
+        """Start every worker process now, in the background: a spawned worker imports the
+        pipeline (onnxruntime, OpenCV, PyAV), seconds the first jobs should not wait for."""
+        for _ in range(self._settings.workers):
+            pool.submit(_worker_ready)
+
     def _replace_broken_pool(self) -> None:
         """A worker process died (crash, OOM kill): the pool is unusable, start a new one.
 
@@ -144,6 +155,7 @@ class InProcessDispatcher:
         logger.error("a worker process died; starting a new worker pool")
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
+        self._warm(self._pool)
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the parent runs an event loop and threads that fork would copy.

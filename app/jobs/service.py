@@ -41,6 +41,7 @@ from app.storage.errors import ObjectNotFoundError
 from app.storage.keys import job_key, job_prefix, require_plain_filename
 from pipeline.inspect import HEAD_BYTES, inspect_media_bytes, inspect_media_head
 from pipeline.media import MediaKind
+from pipeline.options import Limits
 
 logger = logging.getLogger(__name__)
 
@@ -148,11 +149,7 @@ class JobService:
         try:
             # Media checks and storage I/O happen before the transaction, so the job
             # store's write lock (SQLite has one) is held only for the inserts.
-            sources = [
-                await self._checked_input(owner, job_id, ref, MediaKind.IMAGE)
-                for ref in request.sources
-            ]
-            target = await self._checked_input(owner, job_id, request.target, None)
+            *sources, target = await self._checked_inputs(owner, job_id, request)
             job = Job(
                 id=job_id,
                 owner=owner,
@@ -206,30 +203,53 @@ class JobService:
             raise IdempotencyConflictError(key)
         return earlier
 
-    async def _checked_input(
-        self, owner: str, job_id: uuid.UUID, ref: InputRef, expect: MediaKind | None
-    ) -> str:
-        """The key of one input, after checking it is media the pipeline accepts.
+    async def _checked_inputs(
+        self, owner: str, job_id: uuid.UUID, request: JobRequest
+    ) -> list[str]:
+        """The keys of the sources and then the target, after checking they are media the
+        pipeline accepts: sources must be images, the target an image or a video.
 
-        Sources must be images; the target may be an image or a video. Inline files are
-        checked whole (decoded or probed) and stored under the job; uploads are checked by
-        their first bytes, as they may be large (the worker checks them whole again), and
-        claimed later, in the job's transaction.
+        Inline files are checked whole (decoded or probed; all of a job's in one thread
+        hop) and stored under the job; uploads are checked by their first bytes, as they
+        may be large (the worker checks them whole again), and claimed later, in the job's
+        transaction.
         """
-        limits = self.settings.media_limits
-        if isinstance(ref, InlineFile):
-            require_plain_filename(ref.filename)
-            if len(ref.data) > self.settings.max_inline_upload_bytes:
-                raise InvalidJobRequestError(
-                    f"{ref.filename!r} is larger than {self.settings.max_inline_upload_bytes} "
-                    "bytes; send it with POST /uploads instead"
-                )
-            await asyncio.to_thread(
-                inspect_media_bytes, ref.data, limits, ref.filename, expect=expect
+        expected: list[tuple[InputRef, MediaKind | None]] = [
+            *((ref, MediaKind.IMAGE) for ref in request.sources),
+            (request.target, None),
+        ]
+        inline = [(ref, expect) for ref, expect in expected if isinstance(ref, InlineFile)]
+        for file, _ in inline:
+            self._check_inline_size(file)
+        if inline:
+            await asyncio.to_thread(_inspect_inline, inline, self.settings.media_limits)
+        keys: list[str] = []
+        to_store: list[tuple[str, InlineFile]] = []
+        for ref, expect in expected:
+            if isinstance(ref, InlineFile):
+                key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
+                to_store.append((key, ref))
+                keys.append(key)
+            else:
+                keys.append(await self._checked_upload(owner, ref, expect))
+        # All writes settle before an error is raised, so the caller's clean-up of the
+        # job's inputs never races a write still under way.
+        writes = (self.storage.put_bytes(key, f.data, f.content_type) for key, f in to_store)
+        for outcome in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return keys
+
+    def _check_inline_size(self, ref: InlineFile) -> None:
+        require_plain_filename(ref.filename)
+        if len(ref.data) > self.settings.max_inline_upload_bytes:
+            raise InvalidJobRequestError(
+                f"{ref.filename!r} is larger than {self.settings.max_inline_upload_bytes} "
+                "bytes; send it with POST /uploads instead"
             )
-            key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
-            await self.storage.put_bytes(key, ref.data, ref.content_type)
-            return key
+
+    async def _checked_upload(self, owner: str, ref: uuid.UUID, expect: MediaKind | None) -> str:
+        limits = self.settings.media_limits
         async with self.sessions() as session:
             upload = await store.find_unused_upload(session, ref, owner)
         if upload is None:
@@ -416,6 +436,11 @@ class JobService:
             await self.storage.delete_prefix(job_prefix(upload.id, "inputs"))
             purged.append(upload.id)
         return purged
+
+
+def _inspect_inline(files: list[tuple[InlineFile, MediaKind | None]], limits: Limits) -> None:
+    for ref, expect in files:
+        inspect_media_bytes(ref.data, limits, ref.filename, expect=expect)
 
 
 async def _is_orphan(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:

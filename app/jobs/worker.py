@@ -263,9 +263,14 @@ class _Execution:
             logger.warning("job %s: lease lost before finishing as %s", self.job.id, state)
             return RunReport(self.job.id, None, timings=self.timings)
         await purge_inputs(
-            self.context.sessions, self.context.storage, self.job.id, self.context.clock
+            self.context.sessions,
+            self.context.storage,
+            self.job.id,
+            self.context.clock,
+            known=self.job,
         )
-        await _notify(self.context, self.job.id)
+        if self.job.webhook_url is not None:  # set at submission, never changed
+            await _notify(self.context, self.job.id)
         return RunReport(self.job.id, state, timings=self.timings)
 
     async def _retry_or_fail(self, exc: Exception) -> RunReport:

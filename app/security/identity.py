@@ -6,6 +6,7 @@ terminated mTLS, the certificate it forwards in ``forwarded_cert_header`` is use
 verified again). A header from any other peer is never read.
 """
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -88,14 +89,14 @@ class IdentityResolver:
 
     def _from_direct_certificate(self, pem: str, source: str) -> Identity | str:
         """The handshake verified ``pem``; the CRL may have changed since start-up, though."""
-        certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+        certificate, subject = _parse_client_certificate(pem)
         if self.revocations is not None:
             try:
                 if self.revocations.is_revoked(certificate):
                     return "the client certificate has been revoked"
             except TlsConfigurationError as error:
                 return str(error)
-        return self._from_certificate(describe_certificate(certificate), source, AuthMethod.MTLS)
+        return self._from_certificate(subject, source, AuthMethod.MTLS)
 
     def _from_forwarded(self, value: str, source: str) -> Identity | str:
         if self.forwarded is None:
@@ -123,6 +124,14 @@ class IdentityResolver:
             organizational_units=subject.organizational_units,
             certificate_fingerprint=subject.fingerprint_sha256,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_client_certificate(pem: str) -> tuple[x509.Certificate, CertificateSubject]:
+    """Parsed once per certificate, not per request: a keep-alive connection sends the same
+    one with every request. Revocation is still checked per request, by the caller."""
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return certificate, describe_certificate(certificate)
 
 
 def _load_authorities(settings: SecuritySettings) -> list[x509.Certificate]:
