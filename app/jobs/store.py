@@ -33,6 +33,7 @@ class ClaimOutcome(StrEnum):
 class ClaimResult:
     outcome: ClaimOutcome
     retry_at: datetime | None = None
+    job: Job | None = None  # the claimed job as it now stands (CLAIMED only)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ async def claim_job(
         .execution_options(synchronize_session=False)
     )
     if _rowcount(await session.execute(statement)) == 1:
-        return ClaimResult(ClaimOutcome.CLAIMED)
+        return ClaimResult(ClaimOutcome.CLAIMED, job=await refresh_job(session, job_id))
     job = await refresh_job(session, job_id)
     if job is None or job.deleted_at is not None or job.state.is_terminal():
         return ClaimResult(ClaimOutcome.GONE)

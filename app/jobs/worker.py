@@ -109,8 +109,10 @@ async def run_job(job_id: uuid.UUID, context: WorkerContext) -> RunReport:
             retry_in = max(0.0, (claim.retry_at - context.clock()).total_seconds()) + 0.5
         return RunReport(job_id, None, retry_in_s=retry_in)
 
-    async with context.sessions() as session:
-        job = await store.get_job(session, job_id)
+    job = claim.job
+    if job is None:  # read in the claim's own transaction; this is only a fallback
+        async with context.sessions() as session:
+            job = await store.get_job(session, job_id)
     return await _Execution(context, job).run()
 
 
