@@ -19,8 +19,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import onnxruntime as ort
 
 from bench.reference import ReferenceLoop
@@ -39,6 +41,8 @@ from pipeline.models import ModelRegistry
 from pipeline.models.runtime import PROVIDER_NAMES, normalise_provider_name
 from pipeline.options import RunOptions
 from pipeline.run import process_file
+from pipeline.types import VisionFrame
+from pipeline.video_encoder import VideoWriter
 from tests.pipeline.photos import read, write_astronaut
 
 
@@ -72,12 +76,15 @@ class Timing:
 
 
 def enclave_options(
-    model_dir: Path, swapper: str, providers: tuple[str, ...], preset: str = "veryfast"
+    model_dir: Path,
+    swapper: str,
+    providers: tuple[str, ...],
+    preset: str = RunOptions.output_video_preset,
+    quality: int = RunOptions.output_video_quality,
 ) -> RunOptions:
+    encoding = {"output_video_preset": preset, "output_video_quality": quality}
     if swapper == "landmark":
-        return RunOptions(
-            model_dir=model_dir, execution_providers=providers, output_video_preset=preset
-        )
+        return RunOptions(model_dir=model_dir, execution_providers=providers, **encoding)
     return RunOptions(
         model_dir=model_dir,
         face_swapper_model=swapper,
@@ -85,12 +92,63 @@ def enclave_options(
         face_mask_types=("box",),
         allow_non_commercial_models=True,
         execution_providers=providers,
-        output_video_preset=preset,
+        **encoding,
     )
 
 
 def size_mb(path: Path) -> float:
     return path.stat().st_size / 1e6
+
+
+def read_frames(path: Path) -> list[VisionFrame]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return frames
+            frames.append(frame)
+    finally:
+        capture.release()
+
+
+def encoder_fidelity(clip: Path, work: Path, preset: str, quality: int) -> list[list[str]]:
+    """The clip's own frames (no swap) through each side's encoder: file size and PSNR
+    against the frames, so output sizes are compared at a known quality."""
+    frames = read_frames(clip)
+    height, width = frames[0].shape[:2]
+    fps = Fraction(25)
+    mp4v = work / "fidelity-mp4v.mp4"
+    writer = cv2.VideoWriter(
+        str(mp4v), cv2.VideoWriter.fourcc(*"mp4v"), float(fps), (width, height)
+    )
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    x264 = work / "fidelity-x264.mp4"
+    encoder = VideoWriter(
+        x264,
+        container_format="mp4",
+        encoder="libx264",
+        fps=fps,
+        quality=quality,
+        preset=preset,
+        audio_source=None,
+        video_start=0.0,
+    )
+    for frame in frames:
+        encoder.write(frame)
+    encoder.finish()
+    rows = []
+    for label, path in [
+        ("reference: mp4v, OpenCV defaults", mp4v),
+        (f"enclave: libx264 {preset} quality {quality}", x264),
+    ]:
+        decoded = read_frames(path)
+        psnr = statistics.fmean(cv2.PSNR(a, b) for a, b in zip(frames, decoded, strict=True))
+        rows.append([label, f"{size_mb(path):.2f}", f"{psnr:.1f}"])
+    return rows
 
 
 def time_enclave(engine: Engine, source: Path, clip: Path, output: Path) -> Timing:
@@ -146,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="720p, 1 face, 5 frames")
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument(
+        "--first-clip-only", action="store_true", help="only 720p 1 face (the target's clip)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="interleaved runs; median shown")
     parser.add_argument("--execution-providers", nargs="+", default=["cpu"])
     parser.add_argument("--work", type=Path, help="keep models and clips here (default: temp)")
@@ -158,6 +219,13 @@ def main(argv: list[str] | None = None) -> int:
         "--output-video-preset",
         default=RunOptions.output_video_preset,
         help="libx264 preset of both Enclave sides (Enclave's default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output-video-quality",
+        type=int,
+        default=RunOptions.output_video_quality,
+        help="0-100 as in `enclave run` (libx264 CRF = 51 - 0.51 x quality; default "
+        "%(default)s, FaceFusion's); lower it to compare at the reference's file size",
     )
     parser.add_argument(
         "--profile",
@@ -178,7 +246,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     registry = ModelRegistry(model_dir, allow_non_commercial=True)
     source = write_astronaut(work)
     grid = [("720p", ONE_FACE)]
-    if not args.quick:
+    if not args.quick and not args.first_clip_only:
         grid += [("720p", THREE_FACES), ("1080p", ONE_FACE), ("1080p", THREE_FACES)]
     clips = [
         Clip(res, scene, write_clip(work / f"{res}-{scene.faces}-{frames}.mp4", scene, res, frames))
@@ -194,9 +262,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
             ort_providers,
         )
     with sessions_without_spinning(quiet_enclave):
-        preset = args.output_video_preset
-        inswapper = build_engine(enclave_options(model_dir, SWAPPER, providers, preset))
-        landmark = build_engine(enclave_options(model_dir, "landmark", providers, preset))
+        encoding = (args.output_video_preset, args.output_video_quality)
+        inswapper = build_engine(enclave_options(model_dir, SWAPPER, providers, *encoding))
+        landmark = build_engine(enclave_options(model_dir, "landmark", providers, *encoding))
     sides: dict[str, Callable[[Path, Path], Timing]] = {
         "reference": lambda clip, out: time_reference(reference, source, clip, out),
         "enclave": lambda clip, out: time_enclave(inswapper, source, clip, out),
@@ -218,7 +286,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
             f"{frames} frames per clip, median of {args.repeat} interleaved run(s)",
             "same detector (bundled RetinaFace) and inswapper_128-contract model (realistic) "
             "on both sides; enclave: box mask, libx264 "
-            f"{args.output_video_preset}; reference: mp4v (OpenCV defaults)",
+            f"{args.output_video_preset} quality {args.output_video_quality}; "
+            "reference: mp4v (OpenCV defaults)",
         ],
     )
     rows, ratios = [], {}
@@ -262,6 +331,14 @@ def run(args: argparse.Namespace, work: Path) -> int:
             "output MB ref/enclave",
         ],
         rows,
+    )
+    header(
+        "encoders alone on the 720p 1-face clip's frames (no swap): size and fidelity",
+        ["PSNR of the decoded file against the frames written, mean over frames"],
+    )
+    table(
+        ["encoder", "MB", "PSNR dB"],
+        encoder_fidelity(clips[0].path, work, args.output_video_preset, args.output_video_quality),
     )
     ratio_line("enclave/reference fps at 720p 1 face", ratios["720p 1 face"], ">= 3x")
     return 0

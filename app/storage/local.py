@@ -102,7 +102,12 @@ class LocalStorage:
         source_path = self._path(key)
 
         def copy() -> None:
-            with self._open_object(key, source_path) as source, self._atomic_writer(path) as sink:
+            # A working copy (a worker's download): atomic, but not synced to disk, as the
+            # object it copies is the durable one.
+            with (
+                self._open_object(key, source_path) as source,
+                self._atomic_writer(path, durable=False) as sink,
+            ):
                 shutil.copyfileobj(source, sink, self._chunk_size)
 
         await asyncio.to_thread(copy)
@@ -203,7 +208,7 @@ class LocalStorage:
 
     @staticmethod
     @contextmanager
-    def _atomic_writer(target: Path) -> Iterator[BinaryIO]:
+    def _atomic_writer(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
@@ -213,7 +218,8 @@ class LocalStorage:
         try:
             with os.fdopen(fd, "wb") as sink:
                 yield sink
-                _flush_to_disk(sink)
+                if durable:
+                    _flush_to_disk(sink)
             temp.replace(target)
         except BaseException:
             temp.unlink(missing_ok=True)
