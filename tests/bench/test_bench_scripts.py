@@ -34,3 +34,23 @@ def test_bench_script_runs_quick_and_prints_its_ratio(script: str) -> None:
     if script == "memory":
         # the streaming guarantee itself: a video run writes no frame files anywhere
         assert "# frame files written: none" in result.stdout, result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.services
+def test_api_bench_as_an_api_host_checks_every_job_reached_the_broker() -> None:
+    from tests.app.services import require_rabbitmq
+
+    require_rabbitmq()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.api", "--quick", "--dispatch", "celery"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "# lost submissions: 0" in result.stdout, result.stdout
+    enclave_row = next(line for line in result.stdout.splitlines() if line.startswith("enclave"))
+    assert int(enclave_row.split()[4]) > 0  # accepted jobs, each found queued on the broker
