@@ -213,6 +213,8 @@ async def apply_load(
                     sent = time.perf_counter()
                 else:
                     sent = started + (index + turn * clients) / rate
+                    if sent >= deadline:
+                        return  # past the window: do not sleep into it
                     await asyncio.sleep(max(0.0, sent - time.perf_counter()))
                 if sent >= deadline or time.perf_counter() >= deadline:
                     return
