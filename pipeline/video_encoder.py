@@ -195,6 +195,7 @@ class VideoWriter:
             raise InputError(f"{self._encoder!r} is not a video encoder")
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.time_base = 1 / self._fps
+        _tag_bt601(stream)
         if not self._options:
             stream.bit_rate = _bit_rate(width, height, self._fps, self._quality)
         if self._encoder == "libx265" and self._format in ("mp4", "mov"):
@@ -204,6 +205,23 @@ class VideoWriter:
             with _reading_audio(self._audio_source):
                 self._soundtrack = Soundtrack(self._audio_source, self._format, self._video_start)
                 self._soundtrack.add_to(container)
+
+
+# FFmpeg's AVColorSpace / AVColorPrimaries / AVColorTransferCharacteristic / AVColorRange.
+SMPTE170M = 6  # BT.601 (525 lines); the 625-line primaries differ only slightly
+LIMITED_RANGE = 1
+
+
+def _tag_bt601(stream: VideoStream) -> None:
+    """Say in the stream what its pixels are (``yuv420p_frame``: BT.601, limited range).
+
+    Untagged, players guess by size and take HD as BT.709, which shifts colours a little.
+    """
+    context = stream.codec_context
+    context.colorspace = SMPTE170M
+    context.color_primaries = SMPTE170M
+    context.color_trc = SMPTE170M
+    context.color_range = LIMITED_RANGE
 
 
 def yuv420p_frame(frame: VisionFrame) -> av.VideoFrame:

@@ -451,6 +451,17 @@ def test_colours_come_back_as_they_went_in(clip, tmp_path, size):
             assert np.abs(mean - colour).max() < 4, (colour, mean.round(1))
 
 
+def test_the_output_says_its_colours_are_bt601_limited_range(clip, tmp_path):
+    """The pixels are BT.601 (yuv420p_frame); untagged HD output would be shown as BT.709."""
+    output = tmp_path / "tagged.mp4"
+    transcode_video(clip, output, identity, VideoEncoding(), LIMITS)
+    with av.open(str(output)) as container:
+        context = container.streams.video[0].codec_context
+        tags = (context.colorspace, context.color_primaries, context.color_trc)
+        assert tags == (6, 6, 6)  # SMPTE 170M, i.e. BT.601
+        assert context.color_range == 1  # limited ("MPEG") range
+
+
 @pytest.mark.parametrize(
     ("suffix", "encoder", "video_codec", "audio_codec"),
     [
