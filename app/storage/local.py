@@ -189,12 +189,26 @@ class LocalStorage:
             raise StorageUnavailableError(f"storage root {self._root} is not writable")
 
     def _path(self, key: str, *, validated: bool = False) -> Path:
+        """The file of ``key``, refusing any symlink on the way: one planted inside the root
+        could lead anywhere. The key is validated (no ``..``, no empty or absolute
+        segments) and the root was resolved once, so an ``lstat`` of the key's own
+        components is enough; ``Path.resolve`` walked the whole absolute path on every call.
+        """
         if not validated:
             validate_key(key)
-        path = (self._root / key).resolve()
-        if not path.is_relative_to(self._root) or path == self._root:
-            raise InvalidKeyError(f"key {key!r} resolves outside the storage root")
-        return path
+        path = str(self._root)
+        for segment in key.split("/"):
+            path = f"{path}/{segment}"
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break  # the rest does not exist yet: nothing to follow
+            if stat.S_ISLNK(mode):
+                raise InvalidKeyError(
+                    f"key {key!r} passes through a symlink, which may lead outside the "
+                    "storage root"
+                )
+        return self._root / key
 
     @staticmethod
     @contextmanager

@@ -134,6 +134,21 @@ async def test_symlink_inside_root_cannot_lead_outside(storage: LocalStorage, tm
     assert list(outside.iterdir()) == []
 
 
+async def test_a_planted_file_symlink_is_not_followed(storage: LocalStorage, tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not yours")
+    key = job_key(JOB, "inputs", "face.png")
+    await storage.put_bytes(key, b"x")
+    planted = storage.root / key
+    planted.unlink()
+    planted.symlink_to(secret)
+    with pytest.raises(InvalidKeyError, match="symlink"):
+        [chunk async for chunk in storage.iter_bytes(key)]
+    with pytest.raises(InvalidKeyError, match="symlink"):
+        await storage.put_bytes(key, b"y")
+    assert secret.read_bytes() == b"not yours"
+
+
 async def test_delete_prefix_refuses_broad_prefixes(storage: LocalStorage):
     await storage.put_bytes(job_key(JOB, "inputs", "a.jpg"), b"a")
     for prefix in ["", "/", "inputs", "../"]:
