@@ -2,8 +2,8 @@
 
 Every write goes to a hidden temporary file in the destination directory and is then
 renamed over the target (``os.replace``), so readers see the old object or the whole new
-one, never a half-written file. Keys are validated and every resolved path is checked to
-stay inside the root, which also defeats symlinks planted inside it.
+one, never a half-written file. Keys are validated, and a path through a symlink is
+refused, so one planted inside the root cannot lead outside it.
 """
 
 import asyncio
@@ -204,10 +204,7 @@ class LocalStorage:
             except (FileNotFoundError, NotADirectoryError):
                 break  # the rest does not exist yet: nothing to follow
             if stat.S_ISLNK(mode):
-                raise InvalidKeyError(
-                    f"key {key!r} passes through a symlink, which may lead outside the "
-                    "storage root"
-                )
+                raise InvalidKeyError(f"key {key!r} passes through a symlink; refused")
         return self._root / key
 
     @staticmethod
