@@ -204,7 +204,8 @@ class LocalStorage:
             except (FileNotFoundError, NotADirectoryError):
                 break  # the rest does not exist yet: nothing to follow
             if stat.S_ISLNK(mode):
-                raise InvalidKeyError(f"key {key!r} passes through a symlink; refused")
+                reason = "passes through a symlink, which may lead outside the storage root"
+                raise InvalidKeyError(f"key {key!r} {reason}")
         return self._root / key
 
     @staticmethod
