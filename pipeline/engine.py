@@ -61,6 +61,14 @@ class FrameResult:
         return self.faces_processed
 
 
+@dataclass(frozen=True)
+class FrameFaces:
+    """The faces of one frame: how many were found, and those selected for processing."""
+
+    found: int
+    selected: list[Face]
+
+
 @dataclass
 class Engine:
     """Loaded models and the per-frame work."""
@@ -135,6 +143,11 @@ class Engine:
 
     def process_frame(self, frame: VisionFrame, source: SourceIdentity | None) -> FrameResult:
         """Swap/enhance the selected faces of ``frame`` in place, then the whole frame."""
+        return self.render_frame(frame, self.select_faces(frame), source)
+
+    def select_faces(self, frame: VisionFrame) -> FrameFaces:
+        """The first half of ``process_frame``: find (or track) the faces, pick those to
+        process. Reads ``frame`` only; call it for consecutive frames in order."""
         options = self.options
         reference_mode = options.face_selector_mode is FaceSelectorMode.REFERENCE
         faces = self.analyse(frame, with_embedding=reference_mode)
@@ -145,7 +158,15 @@ class Engine:
             self.reference,
             options.reference_face_distance,
         )
-        result = FrameResult(frame=frame, faces_found=len(faces), faces_processed=len(selected))
+        return FrameFaces(found=len(faces), selected=selected)
+
+    def render_frame(
+        self, frame: VisionFrame, faces: FrameFaces, source: SourceIdentity | None
+    ) -> FrameResult:
+        """The second half: swap and enhance ``faces.selected`` in place, then the frame.
+        Keeps no state between frames, so it may run beside ``select_faces`` on the next one."""
+        selected = faces.selected
+        result = FrameResult(frame=frame, faces_found=faces.found, faces_processed=len(selected))
         if self.swapper is not None and source is not None:
             for face in selected:
                 patch = self.swapper.swap(frame, face, source)

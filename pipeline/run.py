@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.embed import cosine_similarity
-from pipeline.engine import Engine, build_engine
+from pipeline.engine import Engine, FrameFaces, build_engine
 from pipeline.errors import NoFaceError, ProcessingCanceled, UnsupportedMediaError
 from pipeline.media import MediaKind, read_image, sniff_media_kind, write_image
 from pipeline.options import (
@@ -23,7 +23,7 @@ from pipeline.options import (
 )
 from pipeline.swap import SourceIdentity
 from pipeline.types import VisionFrame
-from pipeline.video import VideoEncoding, transcode_video
+from pipeline.video import TwoStageProcessor, VideoEncoding, transcode_video
 
 ProgressCallback = Callable[[float, str], None]
 CancelCheck = Callable[[], bool]
@@ -154,11 +154,14 @@ class _Run:
             engine.set_reference(_first_frame_with_face(engine, self.target), self.target.name)
         totals = {"found": 0, "swapped": 0}
 
-        def process(frame: VisionFrame, _index: int) -> VisionFrame:
-            result = engine.process_frame(frame, self.source)
+        def render(frame: VisionFrame, faces: FrameFaces) -> VisionFrame:
+            result = engine.render_frame(frame, faces, self.source)
             totals["found"] += result.faces_found
             totals["swapped"] += result.faces_swapped
             return result.frame
+
+        # Finding faces in frame n+1 (detection, tracking) overlaps swapping frame n.
+        process = TwoStageProcessor(lambda frame, _index: engine.select_faces(frame), render)
 
         def progress(done: int, total: int) -> None:
             self.report(done / max(total, 1), "processing")

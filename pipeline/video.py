@@ -2,10 +2,12 @@
 
 Three stages overlap: a decoder thread fills a small bounded queue, the caller's thread
 runs the frame processor, and an encoder thread drains a second bounded queue into the
-muxer. Only a handful of frames are ever in memory and no frame touches the disk, so memory
-stays flat however long the video is. The output is written beside its final path and moved
-into place only when complete; on any error or cancellation it is deleted and both threads
-are stopped and joined before the error reaches the caller.
+muxer. A :class:`TwoStageProcessor` adds a fourth: its ``analyse`` half runs on its own
+thread, one frame ahead of ``render`` on the caller's, so the two overlap too. Only a
+handful of frames are ever in memory and no frame touches the disk, so memory stays flat
+however long the video is. The output is written beside its final path and moved into
+place only when complete; on any error or cancellation it is deleted and every thread is
+stopped and joined before the error reaches the caller.
 
 Timing: every decoded frame becomes one output frame at the source's average frame rate
 (a variable-rate source comes out constant-rate with the same frame count and duration).
@@ -25,6 +27,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from pipeline.errors import InputError, ProcessingCanceled
 from pipeline.media import atomic_output
@@ -36,6 +39,23 @@ from pipeline.video_encoder import VideoWriter, output_format
 
 FrameProcessor = Callable[[VisionFrame, int], VisionFrame]
 """(BGR frame, source frame index) -> BGR frame; may change the size (upscalers)."""
+
+Analysis = TypeVar("Analysis")
+
+
+@dataclass(frozen=True)
+class TwoStageProcessor(Generic[Analysis]):
+    """A frame processor in two halves that run on two threads, on different frames at once.
+
+    ``analyse(frame, index)`` sees every frame in order on one thread and may keep state
+    from frame to frame (a face tracker); it must not change the frame. ``render(frame,
+    analysis)`` makes the output frame on the caller's thread. Model calls release the GIL,
+    so one frame's analysis overlaps the previous frame's rendering.
+    """
+
+    analyse: Callable[[VisionFrame, int], Analysis]
+    render: Callable[[VisionFrame, Analysis], VisionFrame]
+
 
 FALLBACK_FPS = Fraction(25)  # keep_fps=False: FaceFusion's historical extraction rate
 QUEUE_FRAMES = 4  # frames buffered between two stages: enough to overlap them, flat in length
@@ -71,7 +91,7 @@ class VideoResult:
 def transcode_video(
     source: Path,
     output: Path,
-    process: FrameProcessor,
+    process: FrameProcessor | TwoStageProcessor[Any],
     encoding: VideoEncoding,
     limits: Limits,
     *,
@@ -99,8 +119,18 @@ def transcode_video(
             raise ProcessingCanceled(f"processing of {source.name} was canceled")
 
     stop = threading.Event()
-    decoded = Channel[tuple[int, VisionFrame]](stop, QUEUE_FRAMES)
+    decoded = Channel[tuple[VisionFrame, int]](stop, QUEUE_FRAMES)
     processed = Channel[VisionFrame](stop, QUEUE_FRAMES)
+    # What the caller's thread renders: (frame, what render needs), in frame order.
+    inbox: Channel[tuple[VisionFrame, Any]]
+    if isinstance(process, TwoStageProcessor):
+        inbox, render = Channel(stop, QUEUE_FRAMES), process.render
+        analyse = process.analyse
+        analyser = StageThread(
+            "enclave-video-analyse", stop, lambda: _analyse_stage(analyse, decoded, inbox)
+        )
+    else:
+        inbox, render, analyser = decoded, process, None
     with atomic_output(output) as partial:
         writer = VideoWriter(
             partial,
@@ -122,30 +152,31 @@ def transcode_video(
         encoder_thread = StageThread(
             "enclave-video-encode", stop, lambda: writer.consume(processed)
         )
+        stages = [decoder, encoder_thread] + ([analyser] if analyser is not None else [])
         try:
-            decoder.start()
-            encoder_thread.start()
+            for stage in stages:
+                stage.start()
             frames_out = 0
             # Checked per frame, and while waiting, so a slow decode (a long skip to the trim
             # start) still cancels promptly.
-            while not isinstance(item := decoded.get(while_waiting=check_cancel), End):
+            while not isinstance(item := inbox.get(while_waiting=check_cancel), End):
                 check_cancel()
-                index, frame = item
-                processed.put(process(frame, index))
+                frame, needed = item
+                processed.put(render(frame, needed))
                 frames_out += 1
                 if on_progress is not None:
                     on_progress(frames_out, max(expected, frames_out))
             processed.put(END)
-            encoder_thread.join_and_raise()
-            decoder.join_and_raise()
+            for stage in stages:
+                stage.join_and_raise()
         except BaseException as error:
             stop.set()
-            for thread in (decoder, encoder_thread):
-                thread.wait()
+            for stage in stages:
+                stage.wait()
             if isinstance(error, StageStopped):
                 # A stage failed; its error explains more than the "stopped" seen here.
-                for thread in (decoder, encoder_thread):
-                    thread.raise_failure()
+                for stage in stages:
+                    stage.raise_failure()
             raise
     frames_in = decoder.result if isinstance(decoder.result, int) else 0
     return VideoResult(
@@ -176,6 +207,17 @@ def _expected_output_frames(window: int, source_fps: Fraction, fps: Fraction) ->
     return math.ceil(window * fps / source_fps)
 
 
+def _analyse_stage(
+    analyse: Callable[[VisionFrame, int], Any],
+    decoded: Channel[tuple[VisionFrame, int]],
+    analysed: Channel[tuple[VisionFrame, Any]],
+) -> None:
+    while not isinstance(item := decoded.get(), End):
+        frame, index = item
+        analysed.put((frame, analyse(frame, index)))
+    analysed.put(END)
+
+
 def _decode_stage(
     source: Path,
     *,
@@ -183,7 +225,7 @@ def _decode_stage(
     start: int,
     end: int | None,
     fps: Fraction,
-    decoded: Channel[tuple[int, VisionFrame]],
+    decoded: Channel[tuple[VisionFrame, int]],
 ) -> int:
     """Decode the window into ``decoded``; returns how many source frames it read."""
     ratio = fps / info.fps  # output frames per source frame
@@ -198,7 +240,7 @@ def _decode_stage(
             # before the first one is handed over.
             copies = [frame] + [frame.copy() for _ in range(repeats - 1)] if repeats else []
             for copy in copies:
-                decoded.put((index, copy))
+                decoded.put((copy, index))
             count += 1
     if count == 0:
         raise InputError(f"trim start {start} is past the end of {source.name}")
@@ -208,6 +250,7 @@ def _decode_stage(
 
 __all__ = [
     "FrameProcessor",
+    "TwoStageProcessor",
     "VideoEncoding",
     "VideoInfo",
     "VideoResult",

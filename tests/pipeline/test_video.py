@@ -21,6 +21,7 @@ from pipeline.errors import (
 from pipeline.options import Limits
 from pipeline.video import (
     FALLBACK_FPS,
+    TwoStageProcessor,
     VideoEncoding,
     VideoInfo,
     iter_frames,
@@ -46,6 +47,10 @@ NTSC = Fraction(30000, 1001)
 
 def identity(frame: np.ndarray, _index: int) -> np.ndarray:
     return frame
+
+
+class ModelCrashError(RuntimeError):
+    pass
 
 
 @pytest.fixture(scope="module")
@@ -451,6 +456,17 @@ def test_colours_come_back_as_they_went_in(clip, tmp_path, size):
             assert np.abs(mean - colour).max() < 4, (colour, mean.round(1))
 
 
+def test_enclaves_veryfast_reaches_x264_with_its_partitions(clip, tmp_path):
+    """x264 writes the settings it encoded with into the stream (an SEI message)."""
+    output = tmp_path / "settings.mp4"
+    transcode_video(clip, output, identity, VideoEncoding(quality=80), LIMITS)
+    written = output.read_bytes()
+    assert b"crf=10.0" in written
+    assert b"analyse=0x3:0x3" in written  # i8x8 and i4x4 only; x264's veryfast: 0x3:0x113
+    transcode_video(clip, output, identity, VideoEncoding(preset="medium"), LIMITS)
+    assert b"analyse=0x3:0x113" in output.read_bytes()
+
+
 def test_the_output_says_its_colours_are_bt601_limited_range(clip, tmp_path):
     """The pixels are BT.601 (yuv420p_frame); untagged HD output would be shown as BT.709."""
     output = tmp_path / "tagged.mp4"
@@ -545,6 +561,71 @@ def test_missing_output_folder_is_refused(clip, tmp_path):
         transcode_video(clip, tmp_path / "no" / "out.mp4", identity, VideoEncoding(), LIMITS)
 
 
+# --- two-stage processors ------------------------------------------------------------------
+
+
+def test_a_two_stage_processor_analyses_in_order_on_its_own_thread(clip, tmp_path):
+    """Every frame is analysed once, in order, off the caller's thread, and rendered with
+    its own analysis; the output holds the rendered frames in order."""
+    analysed: list[int] = []
+    threads: set[str] = set()
+
+    def analyse(frame: np.ndarray, index: int) -> tuple[int, float]:
+        threads.add(threading.current_thread().name)
+        analysed.append(index)
+        return index, float(frame.mean())
+
+    def render(frame: np.ndarray, analysis: tuple[int, float]) -> np.ndarray:
+        index, mean = analysis
+        assert mean == float(frame.mean())  # the analysis of this very frame
+        frame[:16, :16] = 255 if index % 2 else 0  # paint in place, as swappers do
+        return frame
+
+    output = tmp_path / "out.mp4"
+    result = transcode_video(
+        clip, output, TwoStageProcessor(analyse, render), VideoEncoding(), LIMITS
+    )
+    assert analysed == list(range(40)) and result.frames_out == 40
+    assert threads == {"enclave-video-analyse"}
+    marks = [frame[:16, :16].mean() for frame in iter_frames(output, LIMITS)]
+    assert [mark > 128 for mark in marks] == [index % 2 == 1 for index in range(40)]
+    assert _stage_threads() == []
+
+
+def test_an_error_in_the_analysis_propagates_and_leaves_nothing(clip, tmp_path):
+    def analyse(frame: np.ndarray, index: int) -> int:
+        if index == 5:
+            raise ModelCrashError("the detector fell over on frame 5")
+        return index
+
+    processor = TwoStageProcessor(analyse, lambda frame, _index: frame)
+    with pytest.raises(ModelCrashError, match="frame 5"):
+        transcode_video(clip, tmp_path / "out.mp4", processor, VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
+def test_cancel_stops_a_two_stage_processor_and_leaves_nothing(clip, tmp_path):
+    rendered: list[int] = []
+
+    def render(frame: np.ndarray, index: int) -> np.ndarray:
+        rendered.append(index)
+        return frame
+
+    with pytest.raises(ProcessingCanceled):
+        transcode_video(
+            clip,
+            tmp_path / "out.mp4",
+            TwoStageProcessor(lambda _frame, index: index, render),
+            VideoEncoding(),
+            LIMITS,
+            should_cancel=lambda: len(rendered) >= 10,
+        )
+    assert rendered == list(range(10))
+    assert list(tmp_path.iterdir()) == []
+    assert _stage_threads() == []
+
+
 # --- failure and cancellation ---------------------------------------------------------------
 
 
@@ -567,10 +648,6 @@ def test_cancel_midway_stops_and_leaves_nothing(clip, tmp_path):
     assert len(processed) == 10
     assert list(tmp_path.iterdir()) == []
     assert _stage_threads() == []
-
-
-class ModelCrashError(RuntimeError):
-    pass
 
 
 def test_an_error_in_the_processor_propagates_and_leaves_nothing(clip, tmp_path):

@@ -33,7 +33,12 @@ def test_unknown_suffix_names_the_accepted_ones():
 
 
 def test_quality_maps_to_crf_like_facefusion():
-    assert encoder_options("libx264", 80, "veryfast") == {"crf": "10", "preset": "veryfast"}
+    assert encoder_options("libx264", 80, "veryfast") == {
+        "crf": "10",
+        "preset": "veryfast",
+        "x264-params": "partitions=i8x8,i4x4",
+    }
+    assert "x264-params" not in encoder_options("libx264", 80, "medium")
     assert encoder_options("libx264", 100, "slow")["crf"] == "0"
     assert encoder_options("libx264", 0, "slow")["crf"] == "51"
     assert encoder_options("libx265", 50, "fast")["crf"] == "26"
