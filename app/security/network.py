@@ -5,6 +5,7 @@ is a configured trusted proxy, and then from the right: the first hop that is no
 trusted proxy is the client (hops to its left are whatever the client chose to send).
 """
 
+import functools
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
@@ -18,8 +19,13 @@ IPAddress = IPv4Address | IPv6Address
 FORWARDED_FOR = b"x-forwarded-for"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_address(text: str) -> IPAddress | None:
-    """An IP address from a socket or header value (IPv4-mapped IPv6 becomes IPv4)."""
+    """An IP address from a socket or header value (IPv4-mapped IPv6 becomes IPv4).
+
+    Cached: every request parses its peer address two or three times (identity, network
+    policy, proxy check), and ``ip_address`` costs about as much as the rest of the policy.
+    """
     text = text.strip()
     if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
         text = text[1 : text.index("]")]
