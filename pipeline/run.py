@@ -154,14 +154,20 @@ class _Run:
             engine.set_reference(_first_frame_with_face(engine, self.target), self.target.name)
         totals = {"found": 0, "swapped": 0}
 
-        def render(frame: VisionFrame, faces: FrameFaces) -> VisionFrame:
-            result = engine.render_frame(frame, faces, self.source)
-            totals["found"] += result.faces_found
-            totals["swapped"] += result.faces_swapped
-            return result.frame
+        def analyse(frame: VisionFrame, _index: int) -> FrameFaces:
+            faces = engine.select_faces(frame)
+            # Counted here, on the one analysing thread: renders may run several at once.
+            totals["found"] += faces.found
+            totals["swapped"] += len(faces.selected)
+            return faces
 
-        # Finding faces in frame n+1 (detection, tracking) overlaps swapping frame n.
-        process = TwoStageProcessor(lambda frame, _index: engine.select_faces(frame), render)
+        # Finding faces in frame n+1 (detection, tracking) overlaps swapping frame n, and
+        # engine.render_threads frames are swapped at once.
+        process = TwoStageProcessor(
+            analyse,
+            lambda frame, faces: engine.render_frame(frame, faces, self.source).frame,
+            render_threads=engine.render_threads,
+        )
 
         def progress(done: int, total: int) -> None:
             self.report(done / max(total, 1), "processing")

@@ -8,7 +8,9 @@ joined. The bound on each channel is what keeps memory flat in the length of a v
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
@@ -100,3 +102,44 @@ class StageThread(threading.Thread):
     def raise_failure(self) -> None:
         if self.failure is not None:
             raise self.failure
+
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+class OrderedPool(Generic[In, Out]):
+    """Runs ``work`` on up to ``workers`` threads at once and hands results back in order.
+
+    ``submit`` returns the results that are due (the oldest, once ``workers`` + 1 items are
+    in flight), ``drain`` the rest; a failure is raised from the call that returns its item.
+    With one worker, ``work`` runs on the caller's thread: no hop, no pool. Always ``close``
+    it: that cancels what has not started and joins the threads.
+    """
+
+    def __init__(self, name: str, work: Callable[[In], Out], workers: int) -> None:
+        if workers < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._work = work
+        self._workers = workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=name) if workers > 1 else None
+        self._pending: deque[Future[Out]] = deque()
+
+    def submit(self, item: In) -> list[Out]:
+        if self._pool is None:
+            return [self._work(item)]
+        self._pending.append(self._pool.submit(self._work, item))
+        # One more than the workers in flight, so a worker is never idle while the caller
+        # hands the oldest result on.
+        return [self._pending.popleft().result()] if len(self._pending) > self._workers else []
+
+    def drain(self) -> list[Out]:
+        done = []
+        while self._pending:
+            done.append(self._pending.popleft().result())
+        return done
+
+    def close(self) -> None:
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)

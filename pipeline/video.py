@@ -32,7 +32,7 @@ from typing import Any, Generic, TypeVar
 from pipeline.errors import InputError, ProcessingCanceled
 from pipeline.media import atomic_output
 from pipeline.options import Limits
-from pipeline.stages import END, Channel, End, StageStopped, StageThread
+from pipeline.stages import END, Channel, End, OrderedPool, StageStopped, StageThread
 from pipeline.types import VisionFrame
 from pipeline.video_decoder import VideoInfo, iter_frames, probe_video, read_window
 from pipeline.video_encoder import VideoWriter, output_format
@@ -55,6 +55,9 @@ class TwoStageProcessor(Generic[Analysis]):
 
     analyse: Callable[[VisionFrame, int], Analysis]
     render: Callable[[VisionFrame, Analysis], VisionFrame]
+    render_threads: int = 1
+    """How many frames ``render`` may work on at once (on that many threads; frames still
+    come out in order). Only for a ``render`` that is safe to call concurrently."""
 
 
 FALLBACK_FPS = Fraction(25)  # keep_fps=False: FaceFusion's historical extraction rate
@@ -121,16 +124,21 @@ def transcode_video(
     stop = threading.Event()
     decoded = Channel[tuple[VisionFrame, int]](stop, QUEUE_FRAMES)
     processed = Channel[VisionFrame](stop, QUEUE_FRAMES)
-    # What the caller's thread renders: (frame, what render needs), in frame order.
+    # What is rendered: (frame, what render needs), in frame order.
     inbox: Channel[tuple[VisionFrame, Any]]
     if isinstance(process, TwoStageProcessor):
-        inbox, render = Channel(stop, QUEUE_FRAMES), process.render
-        analyse = process.analyse
+        inbox = Channel(stop, QUEUE_FRAMES)
+        analyse, render = process.analyse, process.render
         analyser = StageThread(
             "enclave-video-analyse", stop, lambda: _analyse_stage(analyse, decoded, inbox)
         )
+        renderer = OrderedPool[tuple[VisionFrame, Any], VisionFrame](
+            "enclave-video-render", lambda item: render(*item), process.render_threads
+        )
     else:
-        inbox, render, analyser = decoded, process, None
+        inbox, analyser = decoded, None
+        plain = process
+        renderer = OrderedPool("enclave-video-render", lambda item: plain(*item), 1)
     with atomic_output(output) as partial:
         writer = VideoWriter(
             partial,
@@ -157,15 +165,21 @@ def transcode_video(
             for stage in stages:
                 stage.start()
             frames_out = 0
+
+            def hand_on(rendered: list[VisionFrame]) -> None:
+                nonlocal frames_out
+                for frame in rendered:
+                    processed.put(frame)
+                    frames_out += 1
+                    if on_progress is not None:
+                        on_progress(frames_out, max(expected, frames_out))
+
             # Checked per frame, and while waiting, so a slow decode (a long skip to the trim
             # start) still cancels promptly.
             while not isinstance(item := inbox.get(while_waiting=check_cancel), End):
                 check_cancel()
-                frame, needed = item
-                processed.put(render(frame, needed))
-                frames_out += 1
-                if on_progress is not None:
-                    on_progress(frames_out, max(expected, frames_out))
+                hand_on(renderer.submit(item))
+            hand_on(renderer.drain())
             processed.put(END)
             for stage in stages:
                 stage.join_and_raise()
@@ -178,6 +192,8 @@ def transcode_video(
                 for stage in stages:
                     stage.raise_failure()
             raise
+        finally:
+            renderer.close()
     frames_in = decoder.result if isinstance(decoder.result, int) else 0
     return VideoResult(
         frames_in=frames_in,

@@ -177,9 +177,11 @@ class LandmarkSwapper:
 
     def _mesh(self, source: SourceIdentity, source_points: Points) -> Triangles:
         key = id(source.face)
-        if key not in self._mesh_cache:
-            self._mesh_cache = {key: _delaunay(source_points)}
-        return self._mesh_cache[key]
+        mesh = self._mesh_cache.get(key)
+        if mesh is None:  # replaced whole, never mutated: renders may run on several threads
+            mesh = _delaunay(source_points)
+            self._mesh_cache = {key: mesh}
+        return mesh
 
 
 def _match_low_frequencies(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from pipeline.engine import build_engine
+from pipeline.engine import build_engine, render_threads_for, usable_cpus
 from pipeline.models import ModelRegistry, ModelTask
 from pipeline.options import FaceSelectorMode, FrameProcessor, RunOptions
 from tests.pipeline.contract_models import make_gfpgan
@@ -95,6 +95,8 @@ def test_face_enhancer_runs_after_the_swap_only_on_face_regions(
         )
     )
     assert "gfpgan_1.4" in both.model_names
+    assert both.render_threads == 1  # enhancers render one frame at a time
+    assert plain.render_threads == render_threads_for(usable_cpus(), enhancing=False)
     enhanced = both.process_frame(target.copy(), both.prepare_source(source_image)).frame
 
     changed = np.any(enhanced != swapped, axis=2)

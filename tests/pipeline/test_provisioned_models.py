@@ -4,6 +4,7 @@ The real weights are not on any registry; these files have the same inputs, outp
 initializer layout, so the real loading, alignment, emap projection and paste-back run.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from pipeline.engine import build_engine
+from pipeline.engine import build_engine, render_threads_for, usable_cpus
 from pipeline.errors import ModelLicenceError, ModelNotFoundError
 from pipeline.models import ModelRegistry, ModelTask
 from pipeline.options import FaceSelectorMode, RunOptions
@@ -87,6 +88,27 @@ def test_inswapper_swaps_every_face_only_inside_its_roi(provisioned_dir: Path) -
         after = result.frame[patch.y1 : patch.y2, patch.x1 : patch.x2][inside].astype(int)
         assert np.abs(before - after).mean() > 3
     np.testing.assert_array_equal(result.frame[~touched], original[~touched])
+
+
+def test_frames_rendered_at_once_come_out_as_rendered_one_by_one(provisioned_dir: Path) -> None:
+    """render_frame on several threads (as videos do) gives the very pixels it gives alone;
+    the swap model then runs on one onnxruntime thread per frame."""
+    engine = build_engine(inswapper_options(provisioned_dir))
+    assert engine.render_threads == render_threads_for(usable_cpus(), enhancing=False)
+    assert engine.swapper is not None
+    if engine.render_threads > 1:
+        session = engine.swapper._session
+        assert session.get_session_options().intra_op_num_threads == 1
+    target = read(t1_path())
+    source = engine.prepare_source([(Path("astronaut.png"), astronaut())])
+    faces = engine.select_faces(target)
+    alone = engine.render_frame(target.copy(), faces, source).frame
+    with ThreadPoolExecutor(4) as pool:
+        together = list(
+            pool.map(lambda _: engine.render_frame(target.copy(), faces, source).frame, range(8))
+        )
+    for frame in together:
+        np.testing.assert_array_equal(frame, alone)
 
 
 def test_the_source_identity_flows_through_emap_into_the_output(provisioned_dir: Path) -> None:

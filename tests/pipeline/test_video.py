@@ -2,6 +2,7 @@
 sound; failures and cancellation leave no output and no threads behind."""
 
 import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -589,6 +590,38 @@ def test_a_two_stage_processor_analyses_in_order_on_its_own_thread(clip, tmp_pat
     assert threads == {"enclave-video-analyse"}
     marks = [frame[:16, :16].mean() for frame in iter_frames(output, LIMITS)]
     assert [mark > 128 for mark in marks] == [index % 2 == 1 for index in range(40)]
+    assert _stage_threads() == []
+
+
+def test_frames_rendered_on_several_threads_come_out_in_order(clip, tmp_path):
+    renderers: set[str] = set()
+
+    def render(frame: np.ndarray, index: int) -> np.ndarray:
+        renderers.add(threading.current_thread().name)
+        time.sleep(0.02 if index % 3 == 0 else 0.0)  # some frames finish after later ones
+        frame[:16, :16] = 255 if index % 2 else 0
+        return frame
+
+    output = tmp_path / "out.mp4"
+    processor = TwoStageProcessor(lambda _frame, index: index, render, render_threads=3)
+    result = transcode_video(clip, output, processor, VideoEncoding(), LIMITS)
+    assert result.frames_out == 40
+    assert len(renderers) == 3 and all(n.startswith("enclave-video-render") for n in renderers)
+    marks = [frame[:16, :16].mean() > 128 for frame in iter_frames(output, LIMITS)]
+    assert marks == [index % 2 == 1 for index in range(40)]
+    assert _stage_threads() == []
+
+
+def test_an_error_in_one_of_several_renders_propagates_and_leaves_nothing(clip, tmp_path):
+    def render(frame: np.ndarray, index: int) -> np.ndarray:
+        if index == 9:
+            raise ModelCrashError("the swapper fell over on frame 9")
+        return frame
+
+    processor = TwoStageProcessor(lambda _frame, index: index, render, render_threads=2)
+    with pytest.raises(ModelCrashError, match="frame 9"):
+        transcode_video(clip, tmp_path / "out.mp4", processor, VideoEncoding(), LIMITS)
+    assert list(tmp_path.iterdir()) == []
     assert _stage_threads() == []
 
 
