@@ -155,8 +155,6 @@ async def claim_job(
     job whose lease has expired (its worker died) while attempts remain; an orphan with no
     attempts left fails. Exactly one of several racing workers gets rowcount 1.
     """
-    if await expire_unstarted(session, now, job_id=job_id):
-        return ClaimResult(ClaimOutcome.EXPIRED)
     statement = (
         update(Job)
         .where(
@@ -167,6 +165,8 @@ async def claim_job(
                 and_(
                     Job.state == JobState.QUEUED,
                     or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
+                    # Never started and past its time to live: expired below, not claimed.
+                    or_(Job.attempts > 0, Job.expires_at.is_(None), Job.expires_at >= now),
                 ),
                 and_(
                     Job.state == JobState.RUNNING,
@@ -182,10 +182,15 @@ async def claim_job(
             attempts=Job.attempts + 1,
             **transition_stamps(JobState.RUNNING, now),
         )
-        .execution_options(synchronize_session=False)
+        # The claimed row comes back with the UPDATE: one statement on the common path.
+        .returning(Job)
+        .execution_options(populate_existing=True)
     )
-    if _rowcount(await session.execute(statement)) == 1:
-        return ClaimResult(ClaimOutcome.CLAIMED, job=await refresh_job(session, job_id))
+    claimed = (await session.execute(statement)).scalar_one_or_none()
+    if claimed is not None:
+        return ClaimResult(ClaimOutcome.CLAIMED, job=claimed)
+    if await expire_unstarted(session, now, job_id=job_id):
+        return ClaimResult(ClaimOutcome.EXPIRED)
     job = await refresh_job(session, job_id)
     if job is None or job.deleted_at is not None or job.state.is_terminal():
         return ClaimResult(ClaimOutcome.GONE)

@@ -62,6 +62,12 @@ async def test_racing_workers_claim_a_job_exactly_once(session_factory: Sessions
     assert job.attempts == 1
     assert job.lease_expires == NOW + LEASE
     assert job.started_at == NOW
+    # The winner gets the job as claimed, from the claim itself (the worker runs from it).
+    (won,) = [result for result in results if result.outcome is ClaimOutcome.CLAIMED]
+    assert won.job is not None and won.job.id == job_id
+    assert won.job.state is JobState.RUNNING and won.job.attempts == 1
+    assert won.job.lease_owner == job.lease_owner and won.job.lease_expires == NOW + LEASE
+    assert all(result.job is None for result in results if result is not won)
 
 
 async def test_expired_lease_is_taken_over_and_the_old_worker_is_locked_out(
