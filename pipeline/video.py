@@ -3,7 +3,8 @@
 Three stages overlap: a decoder thread fills a small bounded queue, the caller's thread
 runs the frame processor, and an encoder thread drains a second bounded queue into the
 muxer. A :class:`TwoStageProcessor` adds a fourth: its ``analyse`` half runs on its own
-thread, one frame ahead of ``render`` on the caller's, so the two overlap too. Only a
+thread, ahead of ``render`` (on the caller's thread, or on ``render_threads`` threads whose
+frames still come out in order), so the two overlap too. Only a
 handful of frames are ever in memory and no frame touches the disk, so memory stays flat
 however long the video is. The output is written beside its final path and moved into
 place only when complete; on any error or cancellation it is deleted and every thread is
@@ -49,8 +50,9 @@ class TwoStageProcessor(Generic[Analysis]):
 
     ``analyse(frame, index)`` sees every frame in order on one thread and may keep state
     from frame to frame (a face tracker); it must not change the frame. ``render(frame,
-    analysis)`` makes the output frame on the caller's thread. Model calls release the GIL,
-    so one frame's analysis overlaps the previous frame's rendering.
+    analysis)`` makes the output frame: on the caller's thread, or with ``render_threads``
+    > 1 on that many threads at once. Model calls release the GIL, so one frame's analysis
+    overlaps the rendering of earlier ones.
     """
 
     analyse: Callable[[VisionFrame, int], Analysis]

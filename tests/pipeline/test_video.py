@@ -83,6 +83,17 @@ def _stage_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("enclave-video")]
 
 
+def _mark_parity(frame: np.ndarray, index: int) -> np.ndarray:
+    """Paint a corner white on odd frames, black on even ones (in place, as swappers do)."""
+    frame[:16, :16] = 255 if index % 2 else 0
+    return frame
+
+
+def _parities_are_in_order(output: Path, frames: int) -> bool:
+    marks = [frame[:16, :16].mean() > 128 for frame in iter_frames(output, LIMITS)]
+    return marks == [index % 2 == 1 for index in range(frames)]
+
+
 def _leftovers(directory: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in directory.iterdir() if p.name not in keep)
 
@@ -579,8 +590,7 @@ def test_a_two_stage_processor_analyses_in_order_on_its_own_thread(clip, tmp_pat
     def render(frame: np.ndarray, analysis: tuple[int, float]) -> np.ndarray:
         index, mean = analysis
         assert mean == float(frame.mean())  # the analysis of this very frame
-        frame[:16, :16] = 255 if index % 2 else 0  # paint in place, as swappers do
-        return frame
+        return _mark_parity(frame, index)
 
     output = tmp_path / "out.mp4"
     result = transcode_video(
@@ -588,8 +598,7 @@ def test_a_two_stage_processor_analyses_in_order_on_its_own_thread(clip, tmp_pat
     )
     assert analysed == list(range(40)) and result.frames_out == 40
     assert threads == {"enclave-video-analyse"}
-    marks = [frame[:16, :16].mean() for frame in iter_frames(output, LIMITS)]
-    assert [mark > 128 for mark in marks] == [index % 2 == 1 for index in range(40)]
+    assert _parities_are_in_order(output, 40)
     assert _stage_threads() == []
 
 
@@ -599,16 +608,14 @@ def test_frames_rendered_on_several_threads_come_out_in_order(clip, tmp_path):
     def render(frame: np.ndarray, index: int) -> np.ndarray:
         renderers.add(threading.current_thread().name)
         time.sleep(0.02 if index % 3 == 0 else 0.0)  # some frames finish after later ones
-        frame[:16, :16] = 255 if index % 2 else 0
-        return frame
+        return _mark_parity(frame, index)
 
     output = tmp_path / "out.mp4"
     processor = TwoStageProcessor(lambda _frame, index: index, render, render_threads=3)
     result = transcode_video(clip, output, processor, VideoEncoding(), LIMITS)
     assert result.frames_out == 40
     assert len(renderers) == 3 and all(n.startswith("enclave-video-render") for n in renderers)
-    marks = [frame[:16, :16].mean() > 128 for frame in iter_frames(output, LIMITS)]
-    assert marks == [index % 2 == 1 for index in range(40)]
+    assert _parities_are_in_order(output, 40)
     assert _stage_threads() == []
 
 
@@ -638,47 +645,28 @@ def test_an_error_in_the_analysis_propagates_and_leaves_nothing(clip, tmp_path):
     assert _stage_threads() == []
 
 
-def test_cancel_stops_a_two_stage_processor_and_leaves_nothing(clip, tmp_path):
-    rendered: list[int] = []
-
-    def render(frame: np.ndarray, index: int) -> np.ndarray:
-        rendered.append(index)
-        return frame
-
-    with pytest.raises(ProcessingCanceled):
-        transcode_video(
-            clip,
-            tmp_path / "out.mp4",
-            TwoStageProcessor(lambda _frame, index: index, render),
-            VideoEncoding(),
-            LIMITS,
-            should_cancel=lambda: len(rendered) >= 10,
-        )
-    assert rendered == list(range(10))
-    assert list(tmp_path.iterdir()) == []
-    assert _stage_threads() == []
-
-
 # --- failure and cancellation ---------------------------------------------------------------
 
 
-def test_cancel_midway_stops_and_leaves_nothing(clip, tmp_path):
+@pytest.mark.parametrize("two_stage", [False, True], ids=["plain", "two-stage"])
+def test_cancel_midway_stops_and_leaves_nothing(clip, tmp_path, two_stage):
     processed: list[int] = []
 
     def record(frame: np.ndarray, index: int) -> np.ndarray:
         processed.append(index)
         return frame
 
+    processor = TwoStageProcessor(lambda _frame, index: index, record) if two_stage else record
     with pytest.raises(ProcessingCanceled):
         transcode_video(
             clip,
             tmp_path / "out.mp4",
-            record,
+            processor,
             VideoEncoding(),
             LIMITS,
             should_cancel=lambda: len(processed) >= 10,
         )
-    assert len(processed) == 10
+    assert processed == list(range(10))
     assert list(tmp_path.iterdir()) == []
     assert _stage_threads() == []
 
