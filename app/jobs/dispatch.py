@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
+from app.heap import freeze_startup_heap
 from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
 from app.jobs.worker import RunReport
 from app.jobs.worker_runtime import runtime_for
@@ -57,6 +58,7 @@ def _init_pool_worker(settings: Settings, process_file: ProcessFile) -> None:
     """Pool initializer: the settings travel once per worker process, not once per job."""
     global _pool_settings, _pool_process_file
     _pool_settings, _pool_process_file = settings, process_file
+    freeze_startup_heap()
 
 
 def _worker_ready() -> None:

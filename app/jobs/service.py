@@ -36,7 +36,7 @@ from app.jobs.options import JobOptions
 from app.jobs.states import JobState
 from app.jobs.worker import utcnow
 from app.settings import Settings
-from app.storage.base import PresignedRequest, Storage
+from app.storage.base import ObjectData, PresignedRequest, Storage
 from app.storage.errors import ObjectNotFoundError
 from app.storage.keys import job_key, job_prefix, require_plain_filename
 from pipeline.inspect import HEAD_BYTES, inspect_media_bytes, inspect_media_head
@@ -224,20 +224,19 @@ class JobService:
         if inline:
             await asyncio.to_thread(_inspect_inline, inline, self.settings.media_limits)
         keys: list[str] = []
-        to_store: list[tuple[str, InlineFile]] = []
-        for ref, expect in expected:
+        to_store: list[ObjectData] = []
+        for position, (ref, expect) in enumerate(expected):
             if isinstance(ref, InlineFile):
-                key = job_key(job_id, "inputs", f"{uuid.uuid4().hex[:8]}-{ref.filename}")
-                to_store.append((key, ref))
+                # The position keeps two inputs with one file name apart.
+                key = job_key(job_id, "inputs", f"{position}-{ref.filename}")
+                to_store.append(ObjectData(key, ref.data, ref.content_type))
                 keys.append(key)
             else:
                 keys.append(await self._checked_upload(owner, ref, expect))
-        # All writes settle before an error is raised, so the caller's clean-up of the
-        # job's inputs never races a write still under way.
-        writes = (self.storage.put_bytes(key, f.data, f.content_type) for key, f in to_store)
-        for outcome in await asyncio.gather(*writes, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
+        if to_store:
+            # Every write settles before an error is raised, so the caller's clean-up of
+            # the job's inputs never races a write still under way.
+            await self.storage.put_many(to_store)
         return keys
 
     def _check_inline_size(self, ref: InlineFile) -> None:

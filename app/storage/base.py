@@ -4,7 +4,7 @@ Keys are built by the service from validated parts only (``job_key``); backends 
 keys that could escape their root (``..``, absolute paths, empty segments).
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +28,15 @@ class ObjectInfo:
     content_type: str | None
 
 
+@dataclass(frozen=True)
+class ObjectData:
+    """A small object to store: its key, bytes and content type."""
+
+    key: str
+    data: bytes
+    content_type: str | None = None
+
+
 class Storage(Protocol):
     """Async object storage keyed by ``/``-separated keys."""
 
@@ -36,6 +45,10 @@ class Storage(Protocol):
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Store a small object."""
+
+    async def put_many(self, objects: Sequence[ObjectData]) -> None:
+        """Store several small objects (a job's inline inputs), each atomically. When it
+        raises (the first error), no write is still under way; some may have been made."""
 
     async def get_file(self, key: str, path: Path) -> None:
         """Download an object to a local file (raises ``ObjectNotFoundError``)."""

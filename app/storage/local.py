@@ -9,17 +9,17 @@ refused, so one planted inside the root cannot lead outside it.
 import asyncio
 import mimetypes
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import ObjectInfo, PresignedRequest
+from app.storage.base import ObjectData, ObjectInfo, PresignedRequest
 from app.storage.errors import (
     InvalidKeyError,
     ObjectNotFoundError,
@@ -57,24 +57,41 @@ class LocalStorage:
         return self._root
 
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        """Copy a local file into the store (atomically)."""
+        """Store a local file as an object (atomically).
+
+        On the store's own filesystem the object becomes a second name of the file (a hard
+        link, made after the file is synced to disk): no copy, which for a video output
+        saves writing it all again. So the caller must not change ``path`` in place
+        afterwards (deleting or renaming it is fine). Elsewhere the file is copied.
+        """
         target = self._path(key)
 
-        def copy() -> None:
-            with path.open("rb") as source, self._atomic_writer(target) as sink:
-                shutil.copyfileobj(source, sink, self._chunk_size)
+        def store() -> None:
+            with _open_regular_file(path) as source:
+                if self._link_opened(source, path, target, durable=True):
+                    return
+                with self._atomic_writer(target) as sink:
+                    shutil.copyfileobj(source, sink, self._chunk_size)
 
-        await asyncio.to_thread(copy)
+        await asyncio.to_thread(store)
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Store a small object (atomically)."""
-        target = self._path(key)
+        await self.put_many([ObjectData(key, data, content_type)])
 
-        def write() -> None:
-            with self._atomic_writer(target) as sink:
-                sink.write(data)
+    async def put_many(self, objects: Sequence[ObjectData]) -> None:
+        """Store small objects (atomically each), all in one trip to a worker thread.
 
-        await asyncio.to_thread(write)
+        The keys are checked there too: checking a key takes file system calls, and each
+        one on the event loop's thread gives up the GIL to whichever thread is busy.
+        """
+
+        def write_all() -> None:
+            for item in objects:
+                with self._atomic_writer(self._path(item.key)) as sink:
+                    sink.write(item.data)
+
+        await asyncio.to_thread(write_all)
 
     async def put_stream(self, key: str, chunks: AsyncIterator[bytes], max_bytes: int) -> int:
         """Store a streamed upload of at most ``max_bytes``; returns its size.
@@ -98,19 +115,25 @@ class LocalStorage:
         return size
 
     async def get_file(self, key: str, path: Path) -> None:
-        """Copy an object to ``path`` (atomically; raises ``ObjectNotFoundError``)."""
+        """Make ``path`` hold an object (atomically; raises ``ObjectNotFoundError``).
+
+        On the store's own filesystem ``path`` becomes a second name of the object's file
+        (a hard link: no copy). Objects are never changed in place, only replaced by a
+        rename, so the link keeps the content it was made with; the caller must only read
+        it. Elsewhere the object is copied.
+        """
         source_path = self._path(key)
 
-        def copy() -> None:
-            # A working copy (a worker's download): atomic, but not synced to disk, as the
-            # object it copies is the durable one.
-            with (
-                self._open_object(key, source_path) as source,
-                self._atomic_writer(path, durable=False) as sink,
-            ):
-                shutil.copyfileobj(source, sink, self._chunk_size)
+        def fetch() -> None:
+            with self._open_object(key, source_path) as source:
+                if self._link_opened(source, source_path, path, durable=False):
+                    return
+                # A working copy (a worker's download): atomic, but not synced to disk, as
+                # the object it copies is the durable one.
+                with self._atomic_writer(path, durable=False) as sink:
+                    shutil.copyfileobj(source, sink, self._chunk_size)
 
-        await asyncio.to_thread(copy)
+        await asyncio.to_thread(fetch)
 
     async def stat(self, key: str) -> ObjectInfo:
         """Size and type (guessed from the name's extension) of an object."""
@@ -219,14 +242,49 @@ class LocalStorage:
             yield source
 
     @staticmethod
-    @contextmanager
-    def _atomic_writer(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+    def _link_opened(source: BinaryIO, source_path: Path, target: Path, *, durable: bool) -> bool:
+        """Give ``source`` (open, from ``source_path``) the name ``target`` as a hard link,
+        atomically replacing what is there; ``False`` where no link can be made, to copy
+        the open file instead.
+
+        A path may be swapped between the open and the link, so the link made is checked
+        to be the very file that was opened (device and inode) and dropped otherwise.
+        ``durable`` (storing an object): the file is first made private, as every object
+        is, and synced to disk.
+        """
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
         except OSError as exc:
             raise StorageError(f"cannot write under {target.parent}: {exc.strerror}") from exc
-        temp = Path(temp_name)
+        opened = os.fstat(source.fileno())
+        if opened.st_dev != target.parent.stat().st_dev:
+            return False  # another filesystem: copy
+        if durable:
+            try:
+                os.fchmod(source.fileno(), stat.S_IRUSR | stat.S_IWUSR)
+            except PermissionError:
+                return False  # not this process's file to change: copy
+            os.fsync(source.fileno())
+        temp = _temp_name_beside(target)
+        try:
+            os.link(source_path, temp, follow_symlinks=False)
+        except OSError:
+            return False  # links refused here: copy
+        try:
+            linked = temp.lstat()
+            if (linked.st_dev, linked.st_ino) != (opened.st_dev, opened.st_ino):
+                temp.unlink()
+                return False  # the path changed under us: copy what was opened
+            temp.replace(target)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        return True
+
+    @staticmethod
+    @contextmanager
+    def _atomic_writer(target: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
+        fd, temp = _create_temp_beside(target)
         try:
             with os.fdopen(fd, "wb") as sink:
                 yield sink
@@ -236,6 +294,28 @@ class LocalStorage:
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
+
+
+def _temp_name_beside(target: Path) -> Path:
+    return target.parent / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _create_temp_beside(target: Path) -> tuple[int, Path]:
+    """A new private temporary file in ``target``'s directory, made if missing.
+
+    The file is created first and the directory only when that fails: a job's second
+    input, and every rewrite, then costs one system call here instead of three.
+    """
+    temp = _temp_name_beside(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(temp, flags, 0o600), temp
+        except FileNotFoundError:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(temp, flags, 0o600), temp
+    except OSError as exc:
+        raise StorageError(f"cannot write under {target.parent}: {exc.strerror}") from exc
 
 
 def _open_regular_file(path: Path) -> BinaryIO:

@@ -11,7 +11,7 @@ import asyncio
 import mimetypes
 import os
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from s3transfer.exceptions import RetriesExceededError
 
-from app.storage.base import ObjectInfo, PresignedRequest
+from app.storage.base import ObjectData, ObjectInfo, PresignedRequest
 from app.storage.errors import (
     ObjectNotFoundError,
     StorageAccessDeniedError,
@@ -132,6 +132,13 @@ class S3Storage:
             "put",
             key,
         )
+
+    async def put_many(self, objects: Sequence[ObjectData]) -> None:
+        """Concurrent puts; every one settles before the first error is raised."""
+        puts = (self.put_bytes(item.key, item.data, item.content_type) for item in objects)
+        for outcome in await asyncio.gather(*puts, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def get_file(self, key: str, path: Path) -> None:
         """Download to ``path`` via a temporary file beside it, so it is whole or absent."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.storage.base import Storage
+from app.storage.base import ObjectData, Storage
 from app.storage.errors import (
     InvalidKeyError,
     InvalidUploadTokenError,
@@ -67,6 +67,24 @@ async def test_round_trip_bytes_and_files(storage: LocalStorage, tmp_path: Path)
     assert downloaded.read_bytes() == payload
     streamed = b"".join([chunk async for chunk in storage.iter_bytes(video_key)])
     assert streamed == payload
+
+
+async def test_put_many_stores_each_object_of_a_new_job(storage: LocalStorage):
+    job = uuid.uuid4()
+    objects = [
+        ObjectData(job_key(job, "inputs", "0-face.png"), b"source", "image/png"),
+        ObjectData(job_key(job, "inputs", "1-face.png"), b"target", "image/png"),
+    ]
+    await storage.put_many(objects)
+    for item in objects:
+        assert b"".join([c async for c in storage.iter_bytes(item.key)]) == item.data
+    assert sorted(p.name for p in (storage.root / "inputs" / str(job)).iterdir()) == [
+        "0-face.png",
+        "1-face.png",
+    ]
+    with pytest.raises(InvalidKeyError):
+        await storage.put_many([ObjectData(f"inputs/{job}/../escape.png", b"x")])
+    assert not [p for p in storage.root.rglob(".tmp-*")]
 
 
 async def test_missing_objects_raise_not_found(storage: LocalStorage, tmp_path: Path):
@@ -211,3 +229,71 @@ def test_short_upload_secret_is_refused(tmp_path: Path):
 
 async def test_check_passes_on_a_writable_root(storage: LocalStorage):
     await storage.check()
+
+
+async def test_put_file_links_instead_of_copying_and_makes_the_object_private(
+    storage: LocalStorage, tmp_path: Path
+):
+    source = tmp_path / "result.mp4"
+    source.write_bytes(b"video bytes")
+    source.chmod(0o644)
+    key = job_key(JOB, "outputs", "result.mp4")
+    await storage.put_file(key, source)
+    stored = storage.root / key
+    assert stored.stat().st_ino == source.stat().st_ino  # one file, two names: no copy
+    assert stored.stat().st_mode & 0o777 == 0o600
+    source.unlink()  # the caller's name goes, the object stays
+    assert stored.read_bytes() == b"video bytes"
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["result.mp4"]
+
+
+async def test_get_file_link_keeps_its_content_when_the_object_is_replaced(
+    storage: LocalStorage, tmp_path: Path
+):
+    key = job_key(JOB, "inputs", "target.png")
+    await storage.put_bytes(key, b"first")
+    fetched = tmp_path / "work" / "target.png"
+    await storage.get_file(key, fetched)
+    assert fetched.stat().st_ino == (storage.root / key).stat().st_ino
+    await storage.put_bytes(key, b"second")  # objects are replaced by a rename, never edited
+    assert fetched.read_bytes() == b"first"
+    assert (storage.root / key).read_bytes() == b"second"
+
+
+async def test_files_are_copied_where_links_cannot_be_made(
+    storage: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "links not allowed here")
+
+    monkeypatch.setattr(os, "link", refuse)
+    source = tmp_path / "result.png"
+    source.write_bytes(b"output")
+    key = job_key(JOB, "outputs", "result.png")
+    await storage.put_file(key, source)
+    fetched = tmp_path / "work" / "copy.png"
+    await storage.get_file(key, fetched)
+    inodes = {path.stat().st_ino for path in (source, storage.root / key, fetched)}
+    assert len(inodes) == 3
+    assert fetched.read_bytes() == b"output"
+    assert not [p for p in (storage.root / key).parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+async def test_a_path_swapped_before_the_link_is_not_what_gets_stored(
+    storage: LocalStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    source = tmp_path / "result.png"
+    source.write_bytes(b"the opened file")
+    planted = tmp_path / "planted.png"
+    planted.write_bytes(b"something else")
+    real_link = os.link
+
+    def swap_then_link(src: str | Path, dst: str | Path, **kwargs: bool) -> None:
+        os.replace(planted, source)  # another file takes the name after it was opened
+        real_link(src, dst, **kwargs)
+
+    monkeypatch.setattr(os, "link", swap_then_link)
+    key = job_key(JOB, "outputs", "result.png")
+    await storage.put_file(key, source)
+    assert (storage.root / key).read_bytes() == b"the opened file"
+    assert [p.name for p in (storage.root / key).parent.iterdir()] == ["result.png"]

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from app.storage.base import Storage
+from app.storage.base import ObjectData, Storage
 from app.storage.errors import (
     InvalidKeyError,
     ObjectNotFoundError,
@@ -105,6 +105,18 @@ async def test_round_trip_with_sse_kms(storage: S3Storage, seaweedfs: SeaweedS3,
     await storage.get_file(key, target)
     assert target.read_bytes() == payload
     assert b"".join([c async for c in storage.iter_bytes(key)]) == payload
+
+
+async def test_put_many_stores_each_object_encrypted(storage: S3Storage, seaweedfs: SeaweedS3, job):
+    objects = [
+        ObjectData(job_key(job, "inputs", "0-face.png"), b"source", "image/png"),
+        ObjectData(job_key(job, "inputs", "1-face.png"), b"target", "image/png"),
+    ]
+    await storage.put_many(objects)
+    for item in objects:
+        head = raw_client(seaweedfs).head_object(Bucket=seaweedfs.bucket, Key=item.key)
+        assert (head["ServerSideEncryption"], head["ContentType"]) == ("aws:kms", "image/png")
+        assert b"".join([c async for c in storage.iter_bytes(item.key)]) == item.data
 
 
 async def test_round_trip_with_sse_s3(seaweedfs: SeaweedS3, job):
