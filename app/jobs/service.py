@@ -25,6 +25,7 @@ from app.errors import (
     ResultGoneError,
     UploadNotFoundError,
 )
+from app.ids import random_uuid
 from app.jobs import store
 from app.jobs.cleanup import input_prefixes, purge_inputs
 from app.jobs.cursor import decode_cursor, encode_cursor
@@ -142,7 +143,7 @@ class JobService:
             self._check_webhook_url(request.webhook_url)
         self._writer.refuse_if_recently_full()  # shed load before any work
 
-        job_id = uuid.uuid4()
+        job_id = random_uuid()
         now = self.clock()
         ttl = min(request.ttl or self.settings.job_ttl, self.settings.job_ttl)
         handed_to_writer = False

@@ -7,13 +7,13 @@ path or query string, which may carry tokens.
 """
 
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.ids import random_uuid
 from app.logs import REQUEST_ID
 from app.security.audit.sink import AuditSink
 from app.security.context import (
@@ -95,7 +95,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         state = request_state(scope)
-        request_id = state.setdefault(REQUEST_ID_KEY, uuid.uuid4().hex)
+        request_id = state.setdefault(REQUEST_ID_KEY, random_uuid().hex)
         REQUEST_ID.set(request_id)  # log lines of this request carry its id
         recorded = False
         replaced = False
