@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     broker_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672//")
     job_queue: str = Field(default="enclave.jobs", pattern=r"^[A-Za-z0-9._-]{1,128}$")
     workers: PositiveInt = 1
+    # In-process worker processes run this much below the API's CPU priority (nice), so
+    # requests are answered first while jobs use every core; 0: the same priority.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     max_queued_jobs: PositiveInt = 100
     max_attempts: PositiveInt = 5
     retry_backoff: timedelta = timedelta(seconds=2)

@@ -9,6 +9,7 @@ cog's server spawns its predictor.
 import asyncio
 import logging
 import multiprocessing
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -58,6 +59,8 @@ def _init_pool_worker(settings: Settings, process_file: ProcessFile) -> None:
     """Pool initializer: the settings travel once per worker process, not once per job."""
     global _pool_settings, _pool_process_file
     _pool_settings, _pool_process_file = settings, process_file
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # threads started from here on (the pipeline's) inherit it
     freeze_startup_heap()
 
 

@@ -108,3 +108,19 @@ def always_crash(
     import os
 
     os._exit(137)
+
+
+def report_priority(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """The output is the nice value of the thread the pipeline runs on, as text."""
+    import os
+
+    output.write_text(str(os.nice(0)))
+    return RunSummary("image", 1, 1, 1, 0.001, ("cpu",), ("double",))

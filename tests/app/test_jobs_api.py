@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import os
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from tests.app.pipeline_doubles import (
     crash_once,
     frames_until_canceled,
     png_bytes,
+    report_priority,
 )
 
 PROBLEM = "application/problem+json"
@@ -48,6 +50,15 @@ async def test_multipart_job_runs_and_its_result_downloads(api, api_settings) ->
     audit = [json.loads(line) for line in api_settings.security.audit_path.read_text().splitlines()]
     submitted = [line for line in audit if line["method"] == "POST" and line["route"] == "/jobs"]
     assert [line["job_id"] for line in submitted] == [job["id"]]
+
+
+async def test_jobs_run_below_the_apis_cpu_priority(api_settings) -> None:
+    settings = api_settings.model_copy(update={"worker_nice": 7})
+    async with running_api(settings, process_file=report_priority) as client:
+        done = await wait_until(client, (await submit(client)).json()["id"])
+        assert done["state"] == "succeeded", done
+        worker_nice = int((await client.get(done["output"]["url"])).content)
+    assert worker_nice == os.nice(0) + 7
 
 
 async def test_upload_then_json_job(api) -> None:
