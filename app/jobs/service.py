@@ -389,7 +389,7 @@ class JobService:
     async def redispatch_pending(self) -> list[uuid.UUID]:
         """Hand every queued job and every expired lease to the workers (start-up)."""
         async with self.sessions() as session:
-            job_ids = await store.ids_to_dispatch(session, self.clock())
+            job_ids = [job.id for job in await store.due_jobs(session, self.clock())]
         for job_id in job_ids:
             await self._dispatch(job_id)
         return job_ids
@@ -400,10 +400,12 @@ class JobService:
         async with self.sessions.begin() as session:
             expired = await store.expire_unstarted(session, now)
         async with self.sessions() as session:
+            # A queued job was dispatched when submitted (unless that failed); a running
+            # one is due only when its lease ran out: its worker is gone.
             orphans = [
-                job_id
-                for job_id in await store.ids_to_dispatch(session, now)
-                if job_id in self._undispatched or await _is_orphan(session, job_id, now)
+                job.id
+                for job in await store.due_jobs(session, now)
+                if job.id in self._undispatched or job.state is JobState.RUNNING
             ]
             to_purge = await store.jobs_with_inputs_to_purge(session)
             old_outputs = await store.jobs_with_outputs_to_purge(
@@ -441,8 +443,3 @@ class JobService:
 def _inspect_inline(files: list[tuple[InlineFile, MediaKind | None]], limits: Limits) -> None:
     for ref, expect in files:
         inspect_media_bytes(ref.data, limits, ref.filename, expect=expect)
-
-
-async def _is_orphan(session: AsyncSession, job_id: uuid.UUID, now: datetime) -> bool:
-    job = await store.refresh_job(session, job_id)
-    return job is not None and job.state is JobState.RUNNING

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -277,10 +277,16 @@ async def expire_unstarted(
     return [row[0] for row in await session.execute(statement)]
 
 
-async def ids_to_dispatch(session: AsyncSession, now: datetime) -> list[uuid.UUID]:
-    """Jobs a worker should look at now: queued and due, or running on an expired lease."""
+class DueJob(NamedTuple):
+    id: uuid.UUID
+    state: JobState
+
+
+async def due_jobs(session: AsyncSession, now: datetime) -> list[DueJob]:
+    """Jobs a worker should look at now, oldest first: queued and due, or running on an
+    expired lease (an orphan); each with its state, so no caller reads the rows again."""
     query = (
-        select(Job.id)
+        select(Job.id, Job.state)
         .where(
             Job.deleted_at.is_(None),
             or_(
@@ -293,7 +299,7 @@ async def ids_to_dispatch(session: AsyncSession, now: datetime) -> list[uuid.UUI
         )
         .order_by(Job.created_at)
     )
-    return list((await session.execute(query)).scalars())
+    return [DueJob(job_id, state) for job_id, state in await session.execute(query)]
 
 
 async def jobs_with_inputs_to_purge(session: AsyncSession) -> list[Job]:

@@ -4,6 +4,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from app.errors import (
     IdempotencyConflictError,
@@ -179,6 +180,23 @@ async def test_start_up_redispatches_queued_jobs_and_expired_leases(
     assert set(await service.redispatch_pending()) == {queued.id, orphan.id}
     dispatcher.dispatched.clear()
     assert (await service.sweep()).redispatched == [orphan.id]  # queued ones are in hand
+
+
+async def test_a_sweep_reads_a_backlog_without_a_query_per_job(service: JobService, engine) -> None:
+    for _ in range(30):
+        await service.submit("alice", request())
+    statements: list[str] = []
+
+    def record(connection, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        report = await service.sweep()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+    assert report.redispatched == []  # all 30 are queued and were dispatched when submitted
+    assert len(statements) < 10, statements
 
 
 async def test_uploads_never_used_are_purged(service: JobService, storage, clock) -> None:

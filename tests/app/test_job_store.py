@@ -166,9 +166,9 @@ async def test_dispatch_list_holds_due_queued_jobs_and_orphans_only(
     await claim(session_factory, live, "w1")
     await claim(session_factory, orphan, "w2", NOW - LEASE - timedelta(seconds=1))
     async with session_factory() as session:
-        ids = set(await store.ids_to_dispatch(session, NOW))
-    assert ids == {queued, orphan}
-    assert waiting not in ids
+        due = await store.due_jobs(session, NOW)
+    assert set(due) == {(queued, JobState.QUEUED), (orphan, JobState.RUNNING)}
+    assert waiting not in {job.id for job in due}
 
 
 async def test_listing_is_per_owner_newest_first_and_pages_without_gaps(
