@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import itertools
 import multiprocessing
+import shutil
 import socket
 import sqlite3
 import ssl
@@ -101,6 +102,7 @@ def serve(
     sock: socket.socket,
     database_url: str,
     job_queue: str | None,
+    storage_dir: Path,
 ) -> None:
     """Child process: the service (``kind="enclave"``) or the bare endpoint, until killed."""
     import uvicorn
@@ -120,7 +122,7 @@ def serve(
             upgrade_database(database_url)  # the service migrates SQLite itself, not PostgreSQL
         settings = Settings(
             database_url=database_url,
-            storage_dir=work / "storage",
+            storage_dir=storage_dir,
             upload_secret="u" * 32,
             max_queued_jobs=1_000_000,
             **celery_settings(job_queue),
@@ -319,10 +321,16 @@ def measure(
     root: Path,
     database: str,
     dispatch: str,
+    storage_root: Path | None = None,
 ) -> Load:
-    """Start a fresh server, put it under ``scenario``'s load, stop it; check the store."""
+    """Start a fresh server, put it under ``scenario``'s load, stop it; check the store.
+
+    The service's objects go under ``storage_root`` when given (another volume), else
+    beside its database.
+    """
     work = root / f"{scenario.kind}-{scenario.clients}-{scenario.rate or 'closed'}"
     work.mkdir(parents=True)
+    storage = Path(tempfile.mkdtemp(prefix="enclave-bench-", dir=storage_root or work))
     if database == "postgresql":
         from tests.app.services import create_postgres_database, drop_postgres_database
 
@@ -331,10 +339,11 @@ def measure(
         database_url = f"sqlite+aiosqlite:///{work / 'enclave.db'}"
     try:
         job_queue = f"enclave.bench.{uuid.uuid4().hex[:12]}" if dispatch == "celery" else None
-        return _measure(scenario, seconds, warmup, pki_dir, work, database_url, job_queue)
+        return _measure(scenario, seconds, warmup, pki_dir, work, database_url, job_queue, storage)
     finally:
         if database == "postgresql":
             drop_postgres_database(database_url)
+        shutil.rmtree(storage, ignore_errors=True)
 
 
 def _measure(
@@ -345,6 +354,7 @@ def _measure(
     work: Path,
     database_url: str,
     job_queue: str | None,
+    storage_dir: Path,
 ) -> Load:
     kind = scenario.kind
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -360,6 +370,7 @@ def _measure(
             sock,
             database_url,
             job_queue,
+            storage_dir,
         ),  # not daemonic: the service spawns workers
     )
     process.start()
@@ -430,6 +441,12 @@ def main(argv: list[str] | None = None) -> int:
         "local RabbitMQ for GPU workers elsewhere; the bench checks each one is queued)",
     )
     parser.add_argument(
+        "--storage-root",
+        type=Path,
+        help="put the service's local storage under this directory (e.g. /dev/shm, to "
+        "separate the cost of the file system holding it); default: beside its database",
+    )
+    parser.add_argument(
         "--only",
         choices=["bare", "enclave"],
         help="one server only (attach py-spy to the pid printed on stderr); prints no ratio",
@@ -447,7 +464,14 @@ def main(argv: list[str] | None = None) -> int:
             scenarios += [Scenario(kind, max(concurrency), args.rate) for kind in kinds]
         results = {
             scenario: measure(
-                scenario, seconds, warmup, root / "pki", root, args.database, args.dispatch
+                scenario,
+                seconds,
+                warmup,
+                root / "pki",
+                root,
+                args.database,
+                args.dispatch,
+                args.storage_root,
             )
             for scenario in scenarios
         }
@@ -459,8 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             "latency from the scheduled time",
             "one uvicorn worker per server; load generator: httpx, one process, one "
             "keep-alive connection per client",
-            f"enclave: create_app ({args.database} job store, local storage, {args.dispatch} "
-            "dispatch, audit fsynced), pipeline stand-in, rate limit lifted; "
+            f"enclave: create_app ({args.database} job store, local storage "
+            f"{f'under {args.storage_root}' if args.storage_root else 'beside it'}, "
+            f"{args.dispatch} dispatch, audit fsynced), pipeline stand-in, rate limit lifted; "
             "bare: FastAPI route, body read",
         ],
     )

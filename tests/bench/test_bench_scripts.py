@@ -54,3 +54,19 @@ def test_api_bench_as_an_api_host_checks_every_job_reached_the_broker() -> None:
     assert "# lost submissions: 0" in result.stdout, result.stdout
     enclave_row = next(line for line in result.stdout.splitlines() if line.startswith("enclave"))
     assert int(enclave_row.split()[4]) > 0  # accepted jobs, each found queued on the broker
+
+
+@pytest.mark.slow
+def test_api_bench_can_keep_the_services_storage_on_another_volume(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.api", "--quick", "--storage-root", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"local storage under {tmp_path}" in result.stdout
+    assert "# lost submissions: 0" in result.stdout, result.stdout
+    assert list(tmp_path.iterdir()) == []  # the run's objects are removed with it
