@@ -17,9 +17,9 @@ that did not get 202, plus 202 answers whose job is not in the store afterwards.
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
-import shutil
 import socket
 import sqlite3
 import ssl
@@ -330,7 +330,9 @@ def measure(
     """
     work = root / f"{scenario.kind}-{scenario.clients}-{scenario.rate or 'closed'}"
     work.mkdir(parents=True)
-    storage = Path(tempfile.mkdtemp(prefix="enclave-bench-", dir=storage_root or work))
+    # Kept until the whole run ends, like the rest of the run's files: removing thousands of
+    # objects between scenarios would load the file system under the next one.
+    storage = (storage_root or work) / work.name
     if database == "postgresql":
         from tests.app.services import create_postgres_database, drop_postgres_database
 
@@ -343,7 +345,6 @@ def measure(
     finally:
         if database == "postgresql":
             drop_postgres_database(database_url)
-        shutil.rmtree(storage, ignore_errors=True)
 
 
 def _measure(
@@ -455,8 +456,15 @@ def main(argv: list[str] | None = None) -> int:
     seconds = 1.0 if args.quick else args.seconds
     warmup = 0.5 if args.quick else args.warmup
     concurrency = [8] if args.quick else args.clients
-    with tempfile.TemporaryDirectory(prefix="enclave-bench-") as temporary:
-        root = Path(temporary)
+    with contextlib.ExitStack() as cleanup:
+        root = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="enclave-bench-")))
+        storage_root = None
+        if args.storage_root is not None:
+            storage_root = Path(
+                cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="enclave-bench-", dir=args.storage_root)
+                )
+            )
         make_pki(root / "pki")
         kinds = [args.only] if args.only else ["bare", "enclave"]
         scenarios = [Scenario(kind, clients, None) for clients in concurrency for kind in kinds]
@@ -471,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                 root,
                 args.database,
                 args.dispatch,
-                args.storage_root,
+                storage_root,
             )
             for scenario in scenarios
         }
