@@ -30,7 +30,6 @@ from app.jobs import store
 from app.jobs.cleanup import input_prefixes, purge_inputs
 from app.jobs.cursor import decode_cursor, encode_cursor
 from app.jobs.dispatch import Dispatcher
-from app.jobs.inline_inputs import InlineInput, InlineInputWriter
 from app.jobs.intake import JobWriter
 from app.jobs.models import Job, Upload
 from app.jobs.notify import notify_job_ended
@@ -128,7 +127,6 @@ class JobService:
         self._check_webhook_url = check_webhook_url
         self._undispatched: set[uuid.UUID] = set()
         self._writer = JobWriter(sessions, settings.max_queued_jobs)
-        self._inline_writer = InlineInputWriter(storage, settings.media_limits)
 
     # --- submission ---------------------------------------------------------------
 
@@ -212,22 +210,22 @@ class JobService:
         """The keys of the sources and then the target, after checking they are media the
         pipeline accepts: sources must be images, the target an image or a video.
 
-        Inline files are checked whole (decoded or probed) and stored under the job,
-        together with those of submissions arriving at the same time (``InlineInputWriter``);
-        uploads are checked by their first bytes, as they may be large (the worker checks
-        them whole again), and claimed later, in the job's transaction.
+        Inline files are checked whole (decoded or probed; all of a job's in one thread
+        hop) and stored under the job; uploads are checked by their first bytes, as they
+        may be large (the worker checks them whole again), and claimed later, in the job's
+        transaction.
         """
         expected: list[tuple[InputRef, MediaKind | None]] = [
             *((ref, MediaKind.IMAGE) for ref in request.sources),
             (request.target, None),
         ]
-        inline: list[InlineInput] = []
-        to_store: list[ObjectData] = []
-        for ref, expect in expected:
-            if isinstance(ref, InlineFile):
-                self._check_inline_size(ref)
-                inline.append(InlineInput(ref.data, ref.filename, expect))
+        inline = [(ref, expect) for ref, expect in expected if isinstance(ref, InlineFile)]
+        for file, _ in inline:
+            self._check_inline_size(file)
+        if inline:
+            await asyncio.to_thread(_inspect_inline, inline, self.settings.media_limits)
         keys: list[str] = []
+        to_store: list[ObjectData] = []
         for position, (ref, expect) in enumerate(expected):
             if isinstance(ref, InlineFile):
                 # The position keeps two inputs with one file name apart.
@@ -236,10 +234,10 @@ class JobService:
                 keys.append(key)
             else:
                 keys.append(await self._checked_upload(owner, ref, expect))
-        if inline:
+        if to_store:
             # Every write settles before an error is raised, so the caller's clean-up of
             # the job's inputs never races a write still under way.
-            await self._inline_writer.check_and_store(inline, to_store)
+            await self.storage.put_many(to_store)
         return keys
 
     def _check_inline_size(self, ref: InlineFile) -> None:
