@@ -41,7 +41,8 @@ class Storage(Protocol):
     """Async object storage keyed by ``/``-separated keys."""
 
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> None:
-        """Upload a local file (multipart above the backend's threshold)."""
+        """Store a local file as an object. A backend may keep the file itself (local
+        storage hard-links it): do not change ``path`` in place afterwards."""
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> None:
         """Store a small object."""
@@ -51,7 +52,8 @@ class Storage(Protocol):
         raises (the first error), no write is still under way; some may have been made."""
 
     async def get_file(self, key: str, path: Path) -> None:
-        """Download an object to a local file (raises ``ObjectNotFoundError``)."""
+        """Put an object in a local file (raises ``ObjectNotFoundError``). The file may
+        share its storage with the object (local storage hard-links it): only read it."""
 
     async def stat(self, key: str) -> ObjectInfo:
         """Size and type of an object (raises ``ObjectNotFoundError``)."""
