@@ -7,6 +7,7 @@ cog's server spawns its predictor.
 """
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Protocol
 
 from app.heap import freeze_startup_heap
@@ -60,8 +62,25 @@ def _init_pool_worker(settings: Settings, process_file: ProcessFile) -> None:
     global _pool_settings, _pool_process_file
     _pool_settings, _pool_process_file = settings, process_file
     if settings.worker_nice:
-        os.nice(settings.worker_nice)  # threads started from here on (the pipeline's) inherit it
+        _lower_cpu_priority(settings.worker_nice)
     freeze_startup_heap()
+
+
+def _lower_cpu_priority(increment: int) -> None:
+    """Lower every thread of this process by ``increment`` nice levels.
+
+    On Linux a nice value belongs to a thread: imports (OpenBLAS's pool, say) started
+    threads before this runs, so each is lowered; threads started later inherit it.
+    """
+    try:
+        threads = [int(entry.name) for entry in Path("/proc/self/task").iterdir()]
+    except FileNotFoundError:  # no /proc: the calling thread, and those it starts
+        os.nice(increment)
+        return
+    for thread in threads:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            current = os.getpriority(os.PRIO_PROCESS, thread)
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, current + increment))
 
 
 def _worker_ready() -> None:
