@@ -252,10 +252,7 @@ class LocalStorage:
         ``durable`` (storing an object): the file is first made private, as every object
         is, and synced to disk.
         """
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot write under {target.parent}: {exc.strerror}") from exc
+        _make_directory(target.parent)
         opened = os.fstat(source.fileno())
         if opened.st_dev != target.parent.stat().st_dev:
             return False  # another filesystem: copy
@@ -309,13 +306,26 @@ def _create_temp_beside(target: Path) -> tuple[int, Path]:
     temp = _temp_name_beside(target)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     try:
-        try:
-            return os.open(temp, flags, 0o600), temp
-        except FileNotFoundError:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(temp, flags, 0o600), temp
+        return os.open(temp, flags, 0o600), temp
+    except FileNotFoundError:
+        _make_directory(target.parent)
     except OSError as exc:
-        raise StorageError(f"cannot write under {target.parent}: {exc.strerror}") from exc
+        raise _cannot_write_under(target.parent, exc) from exc
+    try:
+        return os.open(temp, flags, 0o600), temp
+    except OSError as exc:
+        raise _cannot_write_under(target.parent, exc) from exc
+
+
+def _make_directory(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write_under(directory, exc) from exc
+
+
+def _cannot_write_under(directory: Path, exc: OSError) -> StorageError:
+    return StorageError(f"cannot write under {directory}: {exc.strerror}")
 
 
 def _open_regular_file(path: Path) -> BinaryIO:
