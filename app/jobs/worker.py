@@ -14,12 +14,14 @@ its lease stops and writes nothing: the job belongs to whoever took it over.
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,6 +74,9 @@ class WorkerContext:
     process_file: ProcessFile = pipeline_process_file
     worker_id: str = field(default_factory=new_worker_id)
     clock: Callable[[], datetime] = utcnow
+    scratch_dir: Path | None = None
+    """A private directory for one job's files at a time, emptied after each job (a
+    worker runtime keeps one); ``None``: a temporary directory per job."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,8 @@ class _Execution:
     async def run(self) -> RunReport:
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
-            with tempfile.TemporaryDirectory(prefix="enclave-job-") as workdir:
-                summary, output_key = await self._attempt(Path(workdir))
+            with _workspace(self.context.scratch_dir) as workdir:
+                summary, output_key = await self._attempt(workdir)
             return await self._finish_succeeded(summary, output_key)
         except _LeaseLostError:
             logger.warning("job %s: lease lost; another worker owns it now", self.job.id)
@@ -342,6 +347,39 @@ async def _notify(context: WorkerContext, job_id: uuid.UUID) -> None:
     except Exception:
         # The job has ended either way; a broken notification must not re-run or fail it.
         logger.exception("job %s: webhook notification failed", job_id)
+
+
+@contextmanager
+def _workspace(scratch_dir: Path | None) -> Iterator[Path]:
+    """Where one attempt keeps its files: ``scratch_dir``, emptied afterwards, or a new
+    temporary directory.
+
+    Reusing one directory saves making and removing one per job, which on a file system
+    that is slow to allocate inodes was a measurable part of a small job's cost
+    (docs/performance.md, fifth session).
+    """
+    if scratch_dir is None:
+        with tempfile.TemporaryDirectory(prefix="enclave-job-") as workdir:
+            yield Path(workdir)
+        return
+    try:
+        yield scratch_dir
+    finally:
+        _empty_directory(scratch_dir)
+
+
+def _empty_directory(directory: Path) -> None:
+    """Remove everything in ``directory`` (a job's inputs are faces: none may stay)."""
+    try:
+        for entry in directory.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    except OSError as exc:
+        # Logged, not raised: the job's outcome is already decided; the next job's files
+        # replace these names, and the runtime removes the directory when it closes.
+        logger.error("cannot empty the scratch directory %s: %s", directory, exc.strerror)
 
 
 def _suffix(key: str) -> str:

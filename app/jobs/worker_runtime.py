@@ -1,4 +1,5 @@
-"""What a worker process keeps between jobs: one event loop, job-store engine and storage.
+"""What a worker process keeps between jobs: one event loop, job-store engine and storage,
+and a private scratch directory (emptied after each job).
 
 Building these per job (a new loop, a new connection pool, a new storage client, then
 disposing of them) cost more CPU than a small image job itself; measured in
@@ -9,8 +10,11 @@ workers never shares a loop.
 import asyncio
 import atexit
 import contextlib
+import shutil
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 
 from app.db import create_engine, create_session_factory
 from app.jobs.pipeline_entry import ProcessFile
@@ -29,6 +33,7 @@ class WorkerRuntime:
         self._engine = create_engine(settings.database_url)
         self._sessions = create_session_factory(self._engine)
         self._storage = build_storage(storage_config_from_settings(settings))
+        self.scratch_dir = Path(tempfile.mkdtemp(prefix="enclave-worker-"))  # mode 0700
         self._closed = False
 
     def run(self, job_id: uuid.UUID, worker_id: str | None = None) -> RunReport:
@@ -38,6 +43,7 @@ class WorkerRuntime:
             storage=self._storage,
             process_file=self.process_file,
             worker_id=worker_id or new_worker_id(),
+            scratch_dir=self.scratch_dir,
         )
         return self._runner.run(run_job(job_id, context))
 
@@ -49,6 +55,7 @@ class WorkerRuntime:
             self._runner.run(self._engine.dispose())
         finally:
             self._runner.close()
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
 
 _local = threading.local()

@@ -26,7 +26,12 @@ def request() -> JobRequest:
 
 @pytest.fixture
 def worker(settings, session_factory, storage, clock):
-    def make(process_file=copy_target, storage_override: Storage | None = None, name="w1"):
+    def make(
+        process_file=copy_target,
+        storage_override: Storage | None = None,
+        name="w1",
+        scratch_dir: Path | None = None,
+    ):
         return WorkerContext(
             settings=settings,
             sessions=session_factory,
@@ -34,6 +39,7 @@ def worker(settings, session_factory, storage, clock):
             process_file=process_file,
             worker_id=name,
             clock=clock,
+            scratch_dir=scratch_dir,
         )
 
     return make
@@ -190,3 +196,47 @@ async def test_a_worker_thread_keeps_its_loop_engine_and_storage_between_jobs(
     states, reused, replaced = await asyncio.to_thread(in_worker_thread)
     assert states == [JobState.SUCCEEDED, JobState.SUCCEEDED]
     assert reused and replaced
+
+
+async def test_a_worker_reuses_its_scratch_directory_and_empties_it_after_every_job(
+    service: JobService, worker, tmp_path: Path
+) -> None:
+    """One directory for every job (no directory made and removed per job), holding one
+    job's files at a time: nothing of a job, finished or failed, stays behind."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    seen: list[tuple[Path, list[str]]] = []
+
+    def record_then(process_file):
+        def process(sources, target, output, options, **kwargs):
+            seen.append((output.parent, sorted(path.name for path in output.parent.iterdir())))
+            (output.parent / "leftover").mkdir()  # what a pipeline might leave
+            return process_file(sources, target, output, options, **kwargs)
+
+        return process
+
+    succeeded = (await service.submit("alice", request())).job
+    failed = (await service.submit("alice", request())).job
+    reports = [
+        await run_job(succeeded.id, worker(record_then(copy_target), scratch_dir=scratch)),
+        await run_job(failed.id, worker(record_then(no_face), scratch_dir=scratch)),
+    ]
+
+    assert [report.state for report in reports] == [JobState.SUCCEEDED, JobState.FAILED]
+    assert seen == [(scratch, ["source-0.png", "target.png"])] * 2
+    assert list(scratch.iterdir()) == []
+
+
+async def test_a_worker_runtime_removes_its_scratch_directory_when_closed(settings) -> None:
+    from app.jobs.worker_runtime import WorkerRuntime
+
+    def open_and_close() -> tuple[bool, int, bool]:  # a runtime runs its own loop: a thread
+        runtime = WorkerRuntime(settings, copy_target)
+        scratch = runtime.scratch_dir
+        made, mode = scratch.is_dir(), scratch.stat().st_mode
+        runtime.close()
+        return made, mode, scratch.exists()
+
+    made, mode, still_there = await asyncio.to_thread(open_and_close)
+    assert made and mode & 0o077 == 0  # private to the worker's user
+    assert not still_there

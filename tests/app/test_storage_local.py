@@ -1,6 +1,7 @@
 """The local-directory backend: atomic writes, confinement to its root, signed upload URLs."""
 
 import os
+import stat
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -78,10 +79,9 @@ async def test_put_many_stores_each_object_of_a_new_job(storage: LocalStorage):
     await storage.put_many(objects)
     for item in objects:
         assert b"".join([c async for c in storage.iter_bytes(item.key)]) == item.data
-    assert sorted(p.name for p in (storage.root / "inputs" / str(job)).iterdir()) == [
-        "0-face.png",
-        "1-face.png",
-    ]
+    stored = sorted((storage.root / "inputs" / str(job)).iterdir())
+    assert [path.name for path in stored] == ["0-face.png", "1-face.png"]
+    assert [stat.S_IMODE(path.stat().st_mode) for path in stored] == [0o600, 0o600]
     with pytest.raises(InvalidKeyError):
         await storage.put_many([ObjectData(f"inputs/{job}/../escape.png", b"x")])
     assert not [p for p in storage.root.rglob(".tmp-*")]
@@ -149,6 +149,18 @@ async def test_symlink_inside_root_cannot_lead_outside(storage: LocalStorage, tm
     (storage.root / "inputs" / "link").symlink_to(outside, target_is_directory=True)
     with pytest.raises(InvalidKeyError, match="outside the storage root"):
         await storage.put_bytes("inputs/link/planted.txt", b"x")
+    assert list(outside.iterdir()) == []
+
+
+async def test_a_batch_checks_every_folder_of_every_key(storage: LocalStorage, tmp_path: Path):
+    """Folders checked for one key of a batch are not checked again; the others are."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (storage.root / "inputs").mkdir()
+    (storage.root / "inputs" / "link").symlink_to(outside, target_is_directory=True)
+    batch = [ObjectData(job_key(JOB, "inputs", "a.png"), b"a"), ObjectData("inputs/link/b", b"b")]
+    with pytest.raises(InvalidKeyError, match="outside the storage root"):
+        await storage.put_many(batch)
     assert list(outside.iterdir()) == []
 
 
