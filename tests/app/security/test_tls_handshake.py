@@ -124,10 +124,11 @@ def test_insecure_dev_mode_serves_plain_http_on_loopback_as_the_dev_identity(tmp
     assert audit_lines(log)[0]["auth"] == "insecure_dev"
 
 
-def test_a_certificate_revoked_while_the_service_runs_is_refused_from_the_next_request(
-    tmp_path,
-):
+def test_a_certificate_revoked_while_the_service_runs_is_refused_within_a_second(tmp_path):
+    import time
+
     from app.security import certs
+    from app.security.revocation import RECHECK_AFTER_S
 
     pki = certs.init_ca(tmp_path / "pki")
     certs.issue_server_cert(pki)
@@ -136,6 +137,7 @@ def test_a_certificate_revoked_while_the_service_runs_is_refused_from_the_next_r
     with serve(base_settings(pki), log) as url, mtls_client(pki, "carol", url) as client:
         assert client.get("/whoami").status_code == 200
         certs.revoke(pki, carol.certificate)
+        time.sleep(RECHECK_AFTER_S)
         refused = client.get("/whoami")  # same connection, no restart
     assert refused.status_code == 401
     assert audit_lines(log)[-1]["reason"] == "the client certificate has been revoked"
