@@ -26,14 +26,17 @@ from app.storage.factory import build_storage, storage_config_from_settings
 class WorkerRuntime:
     """Runs jobs for one ``Settings`` on a loop, engine and storage client it keeps open."""
 
-    def __init__(self, settings: Settings, process_file: ProcessFile) -> None:
+    def __init__(
+        self, settings: Settings, process_file: ProcessFile, scratch_dir: Path | None = None
+    ) -> None:
         self.settings = settings
         self.process_file = process_file
         self._runner = asyncio.Runner()
         self._engine = create_engine(settings.database_url)
         self._sessions = create_session_factory(self._engine)
         self._storage = build_storage(storage_config_from_settings(settings))
-        self.scratch_dir = Path(tempfile.mkdtemp(prefix="enclave-worker-"))  # mode 0700
+        # mode 0700; given by a dispatcher that removes it should this process die
+        self.scratch_dir = scratch_dir or Path(tempfile.mkdtemp(prefix="enclave-worker-"))
         self._closed = False
 
     def run(self, job_id: uuid.UUID, worker_id: str | None = None) -> RunReport:
@@ -61,14 +64,21 @@ class WorkerRuntime:
 _local = threading.local()
 
 
-def runtime_for(settings: Settings, process_file: ProcessFile) -> WorkerRuntime:
-    """This thread's runtime for ``settings`` (a new one, closing the old, if they changed)."""
+def runtime_for(
+    settings: Settings, process_file: ProcessFile, scratch_dir: Path | None = None
+) -> WorkerRuntime:
+    """This thread's runtime for ``settings`` (a new one, closing the old, if they changed);
+    ``scratch_dir``: where its jobs keep their files (default: a new temporary directory)."""
     current: WorkerRuntime | None = getattr(_local, "runtime", None)
     if current is not None:
-        if current.settings is settings and current.process_file is process_file:
+        if (
+            current.settings is settings
+            and current.process_file is process_file
+            and scratch_dir in (None, current.scratch_dir)
+        ):
             return current
         current.close()
-    runtime = WorkerRuntime(settings, process_file)
+    runtime = WorkerRuntime(settings, process_file, scratch_dir)
     _local.runtime = runtime
     atexit.register(_close_quietly, runtime)
     return runtime

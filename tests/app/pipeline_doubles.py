@@ -125,3 +125,26 @@ def report_priority(
     threads = [int(name) for name in os.listdir("/proc/self/task")]
     output.write_text(" ".join(str(os.getpriority(os.PRIO_PROCESS, t)) for t in threads))
     return RunSummary("image", 1, 1, 1, 0.001, ("cpu",), ("double",))
+
+
+SLOW_TARGET_SEED = 99
+"""``copy_target_slow_for_one``: the target (``png_bytes(SLOW_TARGET_SEED)``) that takes long."""
+
+
+def copy_target_slow_for_one(
+    sources: Sequence[Path],
+    target: Path,
+    output: Path,
+    options: RunOptions,
+    *,
+    on_progress: Callable[[float, str], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """``copy_target``, but the one marked target takes 20 s (or until canceled): a long
+    video among small images."""
+    if target.read_bytes() == png_bytes(SLOW_TARGET_SEED):
+        for _ in range(1000):
+            if should_cancel and should_cancel():
+                raise ProcessingCanceled("canceled")
+            time.sleep(0.02)
+    return copy_target(sources, target, output, options, on_progress=on_progress)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import os
+import tempfile
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,9 @@ from tests.app.api_client import submit, wait_until
 from tests.app.conftest import TEST_IDENTITY_HEADER, TEST_ROLES_HEADER, running_api
 from tests.app.pipeline_doubles import (
     CRASH_MARKER_VARIABLE,
+    SLOW_TARGET_SEED,
     always_crash,
+    copy_target_slow_for_one,
     crash_once,
     frames_until_canceled,
     png_bytes,
@@ -60,6 +63,18 @@ async def test_jobs_run_below_the_apis_cpu_priority(api_settings) -> None:
         thread_nice = (await client.get(done["output"]["url"])).content.split()
     assert len(thread_nice) > 1  # the pipeline's thread and those imports started earlier
     assert {int(value) for value in thread_nice} == {os.nice(0) + 7}
+
+
+async def test_a_long_job_holds_up_no_other_while_a_worker_is_free(api_settings) -> None:
+    settings = api_settings.model_copy(update={"workers": 2})
+    async with running_api(settings, process_file=copy_target_slow_for_one) as api:
+        slow = (await submit(api, seed=SLOW_TARGET_SEED)).json()["id"]
+        await wait_until(api, slow, states={"running"})
+        quick = [(await submit(api)).json()["id"] for _ in range(3)]
+        for job_id in quick:
+            assert (await wait_until(api, job_id, timeout_s=15))["state"] == "succeeded"
+        assert (await api.get(f"/jobs/{slow}")).json()["state"] == "running"
+        assert (await api.post(f"/jobs/{slow}/cancel")).status_code == 200
 
 
 async def test_upload_then_json_job(api) -> None:
@@ -282,6 +297,9 @@ async def test_a_crashed_worker_process_is_replaced_and_the_job_rerun(
     api_settings, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv(CRASH_MARKER_VARIABLE, str(tmp_path / "crashed-once"))
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))  # where worker scratch goes
     settings = api_settings.model_copy(
         update={
             "lease_duration": timedelta(seconds=1),
@@ -294,6 +312,9 @@ async def test_a_crashed_worker_process_is_replaced_and_the_job_rerun(
         assert (done["state"], done["attempts"]) == ("succeeded", 2)
         assert (await api.get(done["output"]["url"])).content == png_bytes(2)
         assert (tmp_path / "crashed-once").exists()
+        # The dead worker's copies of the faces went with it; the new one keeps none.
+        assert [path.name for path in temp.rglob("*") if path.is_file()] == []
+    assert list(temp.iterdir()) == []
 
 
 @pytest.mark.slow
