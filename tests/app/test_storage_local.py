@@ -14,6 +14,7 @@ from app.storage.errors import (
     InvalidUploadTokenError,
     ObjectNotFoundError,
     ObjectTooLargeError,
+    StorageError,
     UploadTokenExpiredError,
 )
 from app.storage.keys import job_key, job_prefix
@@ -150,6 +151,16 @@ async def test_symlink_inside_root_cannot_lead_outside(storage: LocalStorage, tm
     with pytest.raises(InvalidKeyError, match="outside the storage root"):
         await storage.put_bytes("inputs/link/planted.txt", b"x")
     assert list(outside.iterdir()) == []
+
+
+async def test_a_batch_that_fails_midway_leaves_no_temporary_files(storage: LocalStorage):
+    (storage.root / "inputs").mkdir()
+    (storage.root / "inputs" / "occupied").write_bytes(b"a file where a folder should be")
+    first = job_key(JOB, "inputs", "a.png")
+    with pytest.raises(StorageError, match="cannot write under"):
+        await storage.put_many([ObjectData(first, b"a"), ObjectData("inputs/occupied/b", b"b")])
+    assert not await storage.exists(first)
+    assert [path.name for path in storage.root.rglob(".tmp-*")] == []
 
 
 async def test_a_batch_checks_every_folder_of_every_key(storage: LocalStorage, tmp_path: Path):
