@@ -16,7 +16,7 @@ from app.api.deps import get_identity
 from app.api.problems import install_problem_handlers
 from app.cloudwatch import build_publisher, publish_forever
 from app.db import create_engine, create_session_factory, head_revision, upgrade_database
-from app.heap import freeze_startup_heap
+from app.heap import tune_garbage_collector
 from app.jobs.dispatch import Dispatcher, build_dispatcher
 from app.jobs.notify import webhook_policy
 from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
@@ -83,7 +83,7 @@ def create_app(
             if publisher is not None:
                 interval = settings.cloudwatch_interval.total_seconds()
                 tasks.append(asyncio.create_task(publish_forever(sessions, publisher, interval)))
-            freeze_startup_heap()
+            tune_garbage_collector()
             yield
         finally:
             for task in tasks:

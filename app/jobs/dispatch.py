@@ -23,7 +23,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.heap import freeze_startup_heap
+from app.heap import tune_garbage_collector
 from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
 from app.jobs.worker import RunReport
 from app.jobs.worker_runtime import runtime_for
@@ -94,7 +94,7 @@ def _worker_main(
     time, until told to stop or the API is gone; jobs keep their files in ``scratch_dir``."""
     if settings.worker_nice:
         _lower_cpu_priority(settings.worker_nice)
-    freeze_startup_heap()
+    tune_garbage_collector()
     while True:
         try:
             message = connection.recv_bytes()
