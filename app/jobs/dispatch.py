@@ -243,6 +243,7 @@ class InProcessDispatcher:
         if worker not in self._workers:
             return
         self._forget(worker)
+        worker.process.join(0)  # reap it now rather than at the next start
         # A job's inputs are faces: what the dead worker held must not stay behind.
         shutil.rmtree(worker.scratch_dir, ignore_errors=True)
         if not self._running:
