@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections import deque
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 
 from app.heap import tune_garbage_collector
 from app.jobs.pipeline_entry import ProcessFile, pipeline_process_file
+from app.jobs.scratch import make_scratch_dir
 from app.jobs.worker import RunReport
 from app.jobs.worker_runtime import runtime_for
 from app.settings import Settings
@@ -200,7 +200,7 @@ class InProcessDispatcher:
     def _start_worker(self) -> None:
         context = multiprocessing.get_context("spawn")  # not fork: this process has threads
         ours, theirs = context.Pipe()
-        scratch_dir = Path(tempfile.mkdtemp(prefix="enclave-worker-"))  # mode 0700
+        scratch_dir = make_scratch_dir()  # this process's: it removes it if the worker dies
         process = context.Process(
             target=_worker_main,
             args=(theirs, self._settings, self._process_file, scratch_dir),

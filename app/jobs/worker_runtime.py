@@ -11,13 +11,13 @@ import asyncio
 import atexit
 import contextlib
 import shutil
-import tempfile
 import threading
 import uuid
 from pathlib import Path
 
 from app.db import create_engine, create_session_factory
 from app.jobs.pipeline_entry import ProcessFile
+from app.jobs.scratch import make_scratch_dir
 from app.jobs.worker import RunReport, WorkerContext, new_worker_id, run_job
 from app.settings import Settings
 from app.storage.factory import build_storage, storage_config_from_settings
@@ -35,8 +35,8 @@ class WorkerRuntime:
         self._engine = create_engine(settings.database_url)
         self._sessions = create_session_factory(self._engine)
         self._storage = build_storage(storage_config_from_settings(settings))
-        # mode 0700; given by a dispatcher that removes it should this process die
-        self.scratch_dir = scratch_dir or Path(tempfile.mkdtemp(prefix="enclave-worker-"))
+        # given by a dispatcher that removes it should this process die
+        self.scratch_dir = scratch_dir or make_scratch_dir()
         self._closed = False
 
     def run(self, job_id: uuid.UUID, worker_id: str | None = None) -> RunReport:
