@@ -264,9 +264,7 @@ class InProcessDispatcher:
 
     def _forget(self, worker: _Worker) -> None:
         self._workers.remove(worker)
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(worker.connection.fileno())
-        loop.remove_reader(worker.process.sentinel)
+        _unwatch(worker)
         worker.connection.close()
 
     async def check(self) -> None:
@@ -280,10 +278,8 @@ class InProcessDispatcher:
         self._timers.clear()
         self._waiting.clear()
         workers, self._workers = self._workers, []
-        loop = asyncio.get_running_loop()
         for worker in workers:
-            loop.remove_reader(worker.connection.fileno())
-            loop.remove_reader(worker.process.sentinel)
+            _unwatch(worker)  # the pipe stays open until the worker has read _STOP
             with contextlib.suppress(OSError):
                 worker.connection.send_bytes(_STOP)  # read after the job it is running
         # Waiting ids are dropped (the rows stay queued); running jobs get a grace period,
@@ -294,6 +290,13 @@ class InProcessDispatcher:
         for worker in workers:
             worker.connection.close()
             await asyncio.to_thread(shutil.rmtree, worker.scratch_dir, ignore_errors=True)
+
+
+def _unwatch(worker: _Worker) -> None:
+    """Stop reading the worker's pipe and exit from the event loop."""
+    loop = asyncio.get_running_loop()
+    loop.remove_reader(worker.connection.fileno())
+    loop.remove_reader(worker.process.sentinel)
 
 
 def _join_or_terminate(processes: list[BaseProcess], grace_s: float) -> None:
